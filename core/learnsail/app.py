@@ -1,0 +1,114 @@
+"""The WSGI application: ``main`` (PasteDeploy) and ``configure``.
+
+The plugin manager is built here, inside the app factory, never at import
+time: every app (and every test) gets its own, from its own settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import os
+from typing import Any, Iterable, Mapping
+
+from pyramid.config import Configurator
+from pyramid.renderers import JSON
+
+from learnsail import core_plugin, plugins as plugins_mod, settings as settings_mod
+
+
+def _iso(value: dt.datetime, request: Any) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return _iso(value, None)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def json_renderer() -> JSON:
+    renderer = JSON(ensure_ascii=False)
+    renderer.add_adapter(dt.datetime, _iso)
+    renderer.add_adapter(dt.date, lambda v, r: v.isoformat())
+    renderer.add_adapter(decimal.Decimal, lambda v, r: str(v))
+    return renderer
+
+
+def call_in_order(pm: Any, hook_name: str, order: Iterable[str], **kwargs: Any) -> list[tuple[str, Any]]:
+    """Call ``hook_name`` on the core, then each plugin in ``order``
+    (dependency order; pluggy itself calls the newest registration first)."""
+    results = []
+    names = [name for name, _ in pm.list_name_plugin() if name.startswith("core.")] + list(order)
+    for name in names:
+        plugin = pm.get_plugin(name)
+        impl = getattr(plugin, hook_name, None) if plugin is not None else None
+        if impl is not None and hasattr(impl, "learnsail_impl"):
+            results.append((name, impl(**kwargs)))
+    return results
+
+
+def load_settings(raw: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                  installed: Mapping[str, plugins_mod.Plugin] | None = None
+                  ) -> tuple[dict[str, Any], plugins_mod.PluginSet]:
+    """Resolve the core settings, load the enabled plugins, then resolve
+    every setting the plugins declare.  Used by the app and the CLI."""
+    environ = os.environ if environ is None else environ
+    core = settings_mod.collect(settings_mod.CORE_SETTINGS, raw, environ)
+    plugin_set = plugins_mod.load(core["learnsail.plugins"], core_plugins=[core_plugin], installed=installed)
+    declared: list[settings_mod.Setting] = []
+    for _, result in call_in_order(plugin_set.manager, "learnsail_settings", plugin_set.order):
+        declared.extend(result or ())
+    return settings_mod.collect(declared, raw, environ), plugin_set
+
+
+def configure(raw: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+              installed: Mapping[str, plugins_mod.Plugin] | None = None) -> Configurator:
+    settings, plugin_set = load_settings(raw, environ, installed)
+    config = Configurator(settings=settings)
+    registry = config.registry
+    registry["learnsail.plugins"] = plugin_set
+    registry["learnsail.pm"] = plugin_set.manager
+    registry["learnsail.json_dumps"] = json_dumps
+    config.add_renderer("json", json_renderer())
+    config.include("learnsail.db")
+    config.include("learnsail.api")
+    config.include("learnsail.identity")
+    config.include("learnsail.ops")
+
+    pm = plugin_set.manager
+    grants: dict[str, set[str]] = {}
+    for _, declared in call_in_order(pm, "learnsail_permissions", plugin_set.order):
+        for permission, roles in (declared or {}).items():
+            grants.setdefault(permission, set()).update(roles)
+    registry["learnsail.permissions"] = grants
+
+    checks: dict[str, Any] = {}
+    for _, contributed in call_in_order(pm, "learnsail_health_checks", plugin_set.order, registry=registry):
+        checks.update(contributed or {})
+    registry["learnsail.health_checks"] = checks
+    call_in_order(pm, "learnsail_prometheus_collectors", plugin_set.order, registry=registry,
+                  metrics_registry=registry["learnsail.metrics"].registry)
+    call_in_order(pm, "learnsail_includeme", plugin_set.order, config=config)
+    return config
+
+
+def make_app(raw: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+             installed: Mapping[str, plugins_mod.Plugin] | None = None) -> Any:
+    return configure(raw, environ, installed).make_wsgi_app()
+
+
+def main(global_config: Mapping[str, Any] | None, **settings: Any) -> Any:
+    """PasteDeploy entry point: ``use = egg:learnsail``."""
+    return make_app(settings)

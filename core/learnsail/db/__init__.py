@@ -1,0 +1,149 @@
+"""Database: one declarative Base, engines, the request-bound session.
+
+``request.db`` is a SQLAlchemy session joined to the request's transaction
+(pyramid_tm + zope.sqlalchemy): it commits when the view returns normally and
+rolls back on any error, so a failed request changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+import zope.sqlalchemy
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from zope.sqlalchemy import datamanager
+
+from learnsail import settings as settings_mod
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A datetime stored as naive UTC and always returned aware (UTC).
+
+    Naive values given to it are taken as UTC; aware ones are converted.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """The one declarative base of the core and of every plugin."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime()}
+
+
+class TimestampMixin:
+    """``created_at`` / ``updated_at`` in UTC, maintained by the ORM."""
+
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow,
+                                                    nullable=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling breaks SAVEPOINT and transactional
+    # DDL; let SQLAlchemy emit BEGIN itself (see the SQLAlchemy pysqlite docs).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(settings: dict[str, Any]) -> Engine:
+    """The engine for ``learnsail.database_url`` with the right pool settings."""
+    url = sa.engine.make_url(settings_mod.database_url(settings))
+    kwargs: dict[str, Any] = {"echo": bool(settings.get("learnsail.database_echo")), "future": True}
+    if url.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"check_same_thread": False}
+        engine = sa.create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if url.get_backend_name() == "mysql":
+        query = dict(url.query)
+        query.setdefault("charset", "utf8mb4")
+        url = url.set(query=query)
+        kwargs.update(
+            pool_pre_ping=True,
+            pool_recycle=int(settings.get("learnsail.database_pool_recycle", 3600)),
+            pool_size=int(settings.get("learnsail.database_pool_size", 10)),
+            max_overflow=int(settings.get("learnsail.database_max_overflow", 20)),
+            # READ COMMITTED avoids gap-lock deadlocks that REPEATABLE READ invites.
+            isolation_level="READ COMMITTED",
+        )
+        return sa.create_engine(url, **kwargs)
+    kwargs["pool_pre_ping"] = True
+    return sa.create_engine(url, **kwargs)
+
+
+def _mark_mysqlclient_retryable() -> None:
+    """Let pyramid_retry replay a request that hit a MySQL deadlock (1213) or
+    lock wait timeout (1205).  zope.sqlalchemy knows pymysql's error class
+    but not mysqlclient's, which is the driver we use."""
+    try:
+        import MySQLdb
+    except ImportError:
+        return
+    entry = (MySQLdb.OperationalError, lambda e: bool(e.args) and e.args[0] in (1205, 1213))
+    if not any(err is MySQLdb.OperationalError for err, _ in datamanager._retryable_errors):
+        datamanager._retryable_errors.append(entry)
+
+
+def get_session(session_factory: sessionmaker, transaction_manager: Any) -> Session:
+    """A session joined to ``transaction_manager`` (commit/abort with it)."""
+    session = session_factory()
+    zope.sqlalchemy.register(session, transaction_manager=transaction_manager)
+    return session
+
+
+def _request_db(request: Any) -> Session:
+    factory = request.registry["learnsail.dbsession_factory"]
+    return get_session(factory, request.tm)
+
+
+def includeme(config: Any) -> None:
+    settings = config.get_settings()
+    settings.setdefault("tm.manager_hook", "pyramid_tm.explicit_manager")
+    settings.setdefault("retry.attempts", 3)
+    config.include("pyramid_retry")
+    config.include("pyramid_tm")
+    engine = make_engine(settings)
+    config.registry["learnsail.db_engine"] = engine
+    config.registry["learnsail.dbsession_factory"] = sessionmaker(bind=engine, expire_on_commit=False)
+    _mark_mysqlclient_retryable()
+    config.add_request_method(_request_db, "db", reify=True)

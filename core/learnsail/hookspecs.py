@@ -1,0 +1,155 @@
+"""The platform hooks: the seams between the core and the plugins.
+
+Every hook is documented here (these docstrings are the plugin authors'
+reference, reproduced in docs/hooks.md) and has a test in tests/.  A plugin
+implements a hook with ``@learnsail.hookimpl`` on a function of the same
+name in its ``plugin.py``; a misspelled name stops start-up.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("learnsail")
+hookimpl = pluggy.HookimplMarker("learnsail")
+
+
+# --- wiring ---------------------------------------------------------------
+
+@hookspec
+def learnsail_settings():
+    """Declare the plugin's settings.
+
+    Return a list of :class:`learnsail.settings.Setting`, named
+    ``learnsail.<plugin>.<key>``, each with a default and a description.
+    Their values are then read from the ini file and from the environment
+    variable ``LEARNSAIL_<PLUGIN>_<KEY>`` and found in ``registry.settings``.
+    """
+
+
+@hookspec
+def learnsail_includeme(config):
+    """Register the plugin's routes, Cornice services and views.
+
+    ``config`` is the Pyramid ``Configurator``.  Register services with
+    ``config.add_learnsail_service(service)``; only register, do no I/O.
+    Called once per app, in dependency order (requirements first).
+    """
+
+
+@hookspec
+def learnsail_permissions():
+    """Declare permissions and the roles that hold them by default.
+
+    Return a dict ``{"<plugin>:<resource>:<action>": ["admin", "teacher", ...]}``.
+    The security policy grants a permission to a caller whose role is listed.
+    """
+
+
+@hookspec
+def learnsail_demo_data(session, settings):
+    """Load the plugin's sample data for ``learnsail init`` (the demo).
+
+    ``session`` is a SQLAlchemy session inside a transaction the command
+    commits.  Must be idempotent: ``learnsail init`` runs it every time, so
+    check before inserting.  Return a short human summary (str) or None.
+    """
+
+
+# --- operations -----------------------------------------------------------
+
+@hookspec
+def learnsail_health_checks(registry):
+    """Contribute checks to ``GET /healthz``.
+
+    Return a dict ``{name: check}``; ``check()`` returns nothing when the
+    dependency is healthy and raises (any exception, with a useful message)
+    when it is not.  A failing check makes /healthz answer 503.
+    """
+
+
+@hookspec
+def learnsail_prometheus_collectors(registry, metrics_registry):
+    """Add Prometheus metrics to ``/metrics``.
+
+    ``metrics_registry`` is the app's ``prometheus_client.CollectorRegistry``:
+    create counters/gauges/histograms with ``registry=metrics_registry`` (or
+    register a custom collector) and keep a reference to update them.
+    """
+
+
+# --- identity -------------------------------------------------------------
+
+@hookspec
+def learnsail_user_created(user, session):
+    """A user account was created (``user`` is the new ``User``), in the
+    creating transaction.  Create per-user rows (profile, wallet...) here."""
+
+
+@hookspec
+def learnsail_user_erased(user_id, session):
+    """The account ``user_id`` is being erased (right to erasure).
+
+    Delete or anonymise every row of personal data the plugin holds for the
+    user, in the same transaction.  Keep records the law requires (orders)
+    but strip what identifies the person.
+    """
+
+
+@hookspec
+def learnsail_user_export(user_id, session):
+    """Return the plugin's personal data for ``user_id`` (data portability)
+    as a JSON-serialisable dict, or None when it holds none."""
+
+
+# --- commerce -------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def learnsail_product_quote(kind, ref_id, user, session):
+    """Price a product for ``user``.
+
+    ``kind`` names the product type (``"course"``, ``"appointment"`` ...) and
+    ``ref_id`` its id.  The plugin that sells ``kind`` returns a dict
+    ``{"title": str, "price": Decimal, "currency": "CNY", "purchasable": bool,
+    "reason": str | None}``; the others return None.  The first answer wins.
+    """
+
+
+@hookspec
+def learnsail_order_paid(order, session):
+    """An order moved to paid: fulfil it (enrol, book...) in the same
+    transaction.  Ignore orders for kinds the plugin does not sell."""
+
+
+@hookspec
+def learnsail_order_refunded(order, session):
+    """An order was refunded (fully or partly): revoke what was granted."""
+
+
+# --- access ---------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def learnsail_is_enrolled(user_id, course_id, session):
+    """Is ``user_id`` enrolled in ``course_id``?  The plugin that owns
+    enrolment answers True or False; None means "nobody knows" (the caller
+    then decides, usually by staying open)."""
+
+
+# --- realtime -------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def learnsail_channel_authorize(user, channel):
+    """May ``user`` subscribe to the realtime ``channel`` (a string such as
+    ``"live:42"``)?  The plugin owning the channel's prefix answers True or
+    False; None for channels it does not own.  Unanswered means denied."""
+
+
+# --- analytics ------------------------------------------------------------
+
+@hookspec
+def learnsail_metrics(session, since, until):
+    """Contribute the plugin's figures to the analytics dashboards.
+
+    Return a dict ``{"<plugin>.<figure>": number}`` computed over the period
+    [since, until) (aware UTC datetimes), or None.
+    """
