@@ -23,7 +23,7 @@ install: venv
 	$(PIP) install -e . $(foreach d,$(PLUGIN_DIRS),-e $(d))
 
 run: install
-	$(VENV_BIN)/learnsail init $(ARGS)
+	$(VENV_BIN)/learnsail init
 	$(VENV_BIN)/learnsail serve $(ARGS)
 
 install-test: venv
