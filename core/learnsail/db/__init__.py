@@ -60,6 +60,13 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {dt.datetime: UTCDateTime()}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table = cls.__dict__.get("__table__")
+        if table is not None and cls.__module__.startswith("learnsail."):
+            # the core's tables; a plugin's are known by their name prefix
+            table.info.setdefault("learnsail_owner", "core")
+
 
 class TimestampMixin:
     """``created_at`` / ``updated_at`` in UTC, maintained by the ORM."""

@@ -29,6 +29,19 @@ def owner_of(table_name: str, plugin_names: Iterable[str]) -> str:
     return CORE_NAME
 
 
+def table_owner(table: Any, name: str, plugin_names: Iterable[str]) -> str | None:
+    """Like :func:`owner_of`, for a table of the models (``table``) or of
+    the database (``table`` is None).  A model table that is neither the
+    core's nor an installed plugin's (a model imported in this process from
+    a plugin that is not installed here) belongs to no branch: None."""
+    if table is not None and table.info.get("learnsail_owner") == CORE_NAME:
+        return CORE_NAME
+    owner = owner_of(name, plugin_names)
+    if owner == CORE_NAME and table is not None:
+        return None
+    return owner
+
+
 def make_config(settings: dict[str, Any], plugins: PluginSet, *, connection: Any = None,
                 only: Iterable[str] | None = None, stdout: Any = None) -> Config:
     """An alembic Config that sees the core's and every installed plugin's
@@ -37,7 +50,10 @@ def make_config(settings: dict[str, Any], plugins: PluginSet, *, connection: Any
     ``only`` limits which branches' tables the model comparison looks at
     (default: the core and the enabled plugins).
     """
-    cfg = Config(stdout=stdout) if stdout is not None else Config()
+    import sys
+
+    # alembic's default binds the sys.stdout of import time; use today's
+    cfg = Config(stdout=stdout if stdout is not None else sys.stdout)
     cfg.set_main_option("script_location", str(HERE))
     locations = [str(CORE_VERSIONS)]
     for plugin in plugins.installed.values():

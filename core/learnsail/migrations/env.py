@@ -6,7 +6,7 @@ from alembic import context
 
 from learnsail.db import Base, make_engine
 import learnsail.identity.models  # noqa: F401  (the core tables)
-from learnsail.migrations import owner_of
+from learnsail.migrations import table_owner
 
 config = context.config
 settings = config.attributes.get("learnsail.settings", {})
@@ -21,11 +21,32 @@ def include_object(obj, name, type_, reflected, compare_to):
     if type_ == "table":
         if name == "alembic_version":
             return False
-        return wanted is None or owner_of(name, installed) in wanted
+        return table_owner(None if reflected else obj, name, installed) in wanted
     table = getattr(obj, "table", None)
-    if table is not None and wanted is not None:
-        return owner_of(table.name, installed) in wanted
+    if table is not None:
+        return table_owner(None if reflected else table, table.name, installed) in wanted
     return True
+
+
+def drop_tables_not_their_indexes(context_, revision, directives) -> None:
+    """Autogenerate writes ``drop_index`` before ``drop_table`` in a
+    downgrade; MySQL refuses to drop an index a foreign key needs, and the
+    table's indexes go with the table anyway.  Keep only the drop_table."""
+    from alembic.operations import ops
+
+    for script in directives:
+        for downgrade in script.downgrade_ops_list:
+            dropped = {op.table_name for op in downgrade.ops if isinstance(op, ops.DropTableOp)}
+            kept = []
+            for op in downgrade.ops:
+                if isinstance(op, ops.DropIndexOp) and op.table_name in dropped:
+                    continue
+                if isinstance(op, ops.ModifyTableOps) and op.table_name in dropped:
+                    op.ops = [sub for sub in op.ops if not isinstance(sub, ops.DropIndexOp)]
+                    if not op.ops:
+                        continue
+                kept.append(op)
+            downgrade.ops = kept
 
 
 def run(connection) -> None:
@@ -36,6 +57,7 @@ def run(connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         transaction_per_migration=True,
+        process_revision_directives=drop_tables_not_their_indexes,
     )
     with context.begin_transaction():
         context.run_migrations()

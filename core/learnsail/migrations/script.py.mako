@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from alembic import op
 import sqlalchemy as sa
+
+import learnsail.db  # noqa: F401  (custom column types such as UTCDateTime)
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

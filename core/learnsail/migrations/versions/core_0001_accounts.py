@@ -54,6 +54,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_users_role_id"), table_name="users")
     op.drop_table("users")
     op.drop_table("roles")
