@@ -40,7 +40,8 @@ def test_soft_dependency_may_be_absent():
 def test_selection_by_name():
     found = installed(make_plugin("courses"), make_plugin("payments"))
     assert plugins.resolve(found, ["payments"]) == ["payments"]
-    assert plugins.resolve(found, []) == ["courses", "payments"]  # empty list means every plugin
+    assert plugins.resolve(found, ["*"]) == ["courses", "payments"]
+    assert plugins.resolve(found, []) == []  # empty: the core alone
 
 
 def test_unknown_plugin_named_in_setting():

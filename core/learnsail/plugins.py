@@ -146,13 +146,14 @@ def _check_core_version(plugin: Plugin) -> None:
 def resolve(installed: Mapping[str, Plugin], wanted: Iterable[str]) -> list[str]:
     """Names of the enabled plugins in dependency order.
 
-    ``wanted`` is the ``learnsail.plugins`` setting: names, or ``*``.  Hard
+    ``wanted`` is the ``learnsail.plugins`` setting: names, ``*`` for every
+    installed plugin, or nothing for the core alone.  Hard
     requirements come before the plugins that need them, and so do soft ones
     that are enabled.  Raises :class:`PluginError` for an unknown name, a
     missing or disabled hard requirement, a cycle or an incompatible core.
     """
     wanted = list(wanted)
-    if not wanted or "*" in wanted:
+    if "*" in wanted:
         enabled = set(installed)
     else:
         unknown = [name for name in wanted if name not in installed]

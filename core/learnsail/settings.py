@@ -68,7 +68,8 @@ def env_name(name: str) -> str:
 
 CORE_SETTINGS: tuple[Setting, ...] = (
     Setting("learnsail.plugins", "*",
-            "Plugins to enable: names separated by spaces or commas, or `*` for every installed plugin.",
+            "Plugins to enable: names separated by spaces or commas, `*` for every installed plugin, "
+            "or empty for the core alone.",
             as_list),
     Setting("learnsail.data_dir", "./var",
             "Directory for embedded data (the SQLite database, local files)."),
