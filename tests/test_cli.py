@@ -72,7 +72,7 @@ def test_plugins_lists_core(env, capsys):
     assert main(["plugins", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     core = rows[0]
-    assert core["name"] == "core" and core["enabled"] and core["migration_head"] == "core_0001"
+    assert core["name"] == "core" and core["enabled"] and core["migration_head"] == "core_0002"
     assert "learnsail_permissions" in core["hooks"]
     assert main(["plugins"]) == 0
     table = capsys.readouterr().out.splitlines()

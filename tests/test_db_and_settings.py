@@ -34,7 +34,9 @@ def test_utc_type_treats_naive_as_utc():
 def test_naming_convention_names_constraints():
     assert {c.name for c in User.__table__.constraints} >= {
         "pk_users", "uq_users_username", "fk_users_role_id_roles"}
-    assert Role.__table__.info["learnsail_owner"] == "core"
+    from learnsail.db import CORE_TABLES
+
+    assert {"roles", "users"} <= CORE_TABLES
 
 
 def test_mysql_deadlocks_are_retryable():

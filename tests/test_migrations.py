@@ -14,6 +14,8 @@ from learnsail import migrations
 from learnsail.cli import main
 from learnsail.plugins import Plugin, PluginError, load
 
+CORE_HEAD = "core_0002"
+
 
 @pytest.fixture
 def env(monkeypatch, tmp_path, fresh_database_url):
@@ -49,7 +51,7 @@ def test_upgrade_then_check(env, capsys, monkeypatch, enabled):
     assert main(["db", "upgrade"]) == 0
     assert {"users", "roles", "alembic_version"} <= tables(env)
     if not enabled:
-        assert versions(env) == {"core_0001"}
+        assert versions(env) == {CORE_HEAD}
     assert main(["db", "check"]) == 0
     assert "models and migrations agree" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0  # idempotent
@@ -75,9 +77,9 @@ def test_current_history_and_downgrade(env, capsys):
     main(["db", "upgrade"])
     capsys.readouterr()
     main(["db", "current"])
-    assert "core_0001 (head)" in capsys.readouterr().out
+    assert f"{CORE_HEAD} (head)" in capsys.readouterr().out
     main(["db", "history"])
-    assert "core_0001" in capsys.readouterr().out
+    assert CORE_HEAD in capsys.readouterr().out
     assert main(["db", "downgrade", "core@base"]) == 0
     assert tables(env) <= {"alembic_version"}
 
@@ -124,7 +126,7 @@ def test_plugin_revision_autogenerate_upgrade_and_remove(env, tmp_path, monkeypa
                  "--rev-id", "revtest_0001"]) == 0
     script = (package / "migrations" / "versions" / "revtest_0001_revtest_initial.py").read_text()
     assert "branch_labels = ('revtest',)" in script
-    assert "depends_on = 'core_0001'" in script
+    assert f"depends_on = {CORE_HEAD!r}" in script
     assert "create_table('revtest_things'" in script
     assert "'users'" not in script.split("def upgrade")[1].split("create_table")[0]  # only its own tables
     assert "create_table('users'" not in script
@@ -132,7 +134,7 @@ def test_plugin_revision_autogenerate_upgrade_and_remove(env, tmp_path, monkeypa
 
     assert main(["db", "upgrade"]) == 0
     assert "revtest_things" in tables(env)
-    # alembic keeps heads only: revtest_0001 depends on core_0001, so it implies it
+    # alembic keeps heads only: revtest_0001 depends on the core head, so it implies it
     assert versions(env) == {"revtest_0001"}
     assert main(["db", "check"]) == 0
 
@@ -144,7 +146,7 @@ def test_plugin_revision_autogenerate_upgrade_and_remove(env, tmp_path, monkeypa
     assert main(["db", "remove-plugin", "revtest"]) == 0
     assert "revtest_things" not in tables(env)
     assert {"users", "roles"} <= tables(env)
-    assert versions(env) == {"core_0001"}
+    assert versions(env) == {CORE_HEAD}
     # and back again
     assert main(["db", "upgrade"]) == 0
     assert "revtest_things" in tables(env)

@@ -62,6 +62,10 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.replace(tzinfo=dt.timezone.utc)
 
 
+#: names of the tables the core's own models define
+CORE_TABLES: set[str] = set()
+
+
 class Base(DeclarativeBase):
     """The one declarative base of the core and of every plugin."""
 
@@ -73,7 +77,7 @@ class Base(DeclarativeBase):
         table = cls.__dict__.get("__table__")
         if table is not None and cls.__module__.startswith("learnsail."):
             # the core's tables; a plugin's are known by their name prefix
-            table.info.setdefault("learnsail_owner", "core")
+            CORE_TABLES.add(table.name)
 
 
 class TimestampMixin:

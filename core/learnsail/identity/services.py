@@ -27,7 +27,8 @@ def ensure_default_roles(session: Session) -> dict[str, Role]:
     existing = {role.name: role for role in session.scalars(sa.select(Role))}
     for name, description, self_assignable in DEFAULT_ROLES:
         if name not in existing:
-            role = Role(name=name, description=description, self_assignable=self_assignable)
+            role = Role(name=name, description=description, self_assignable=self_assignable,
+                        is_builtin=True)
             session.add(role)
             existing[name] = role
     session.flush()

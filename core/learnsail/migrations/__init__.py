@@ -34,7 +34,9 @@ def table_owner(table: Any, name: str, plugin_names: Iterable[str]) -> str | Non
     the database (``table`` is None).  A model table that is neither the
     core's nor an installed plugin's (a model imported in this process from
     a plugin that is not installed here) belongs to no branch: None."""
-    if table is not None and table.info.get("learnsail_owner") == CORE_NAME:
+    from learnsail.db import CORE_TABLES
+
+    if table is not None and name in CORE_TABLES:
         return CORE_NAME
     owner = owner_of(name, plugin_names)
     if owner == CORE_NAME and table is not None:
