@@ -77,7 +77,7 @@ def test_learnsail_includeme_and_learnsail_permissions(build_app, _database_make
     settings = config.registry.settings
 
     def bearer(role):
-        return {"Authorization": "Bearer " + tokens.issue(settings, ids[role], "access", 60)}
+        return {"Authorization": "Bearer " + tokens.issue(settings, ids[role], "access", 60, role=role)}
 
     assert app.get("/api/v1/quiz-secret", headers=bearer("teacher")).json == {"ok": True}
     assert app.get("/api/v1/quiz-secret", headers=bearer("student"), status=403).json["error"]["code"] \

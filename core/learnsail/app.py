@@ -84,6 +84,7 @@ def configure(raw: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     config.add_renderer("json", json_renderer())
     config.include("learnsail.db")
     config.include("learnsail.api")
+    config.include("learnsail.ratelimit")
     config.include("learnsail.identity")
     config.include("learnsail.ops")
 

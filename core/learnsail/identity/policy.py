@@ -1,10 +1,10 @@
-"""The security policy: bearer JWT -> user -> role -> permissions.
+"""The security policy: bearer JWT -> user and active identity -> permissions.
 
-Permissions are declared by the core and the plugins through the
-``learnsail_permissions`` hook, with the roles that hold them.  The admin
-role holds every permission.  A resource may also carry an ``__acl__``
-(owner rules); it is consulted first with the principals ``user:<id>`` and
-``role:<name>``.
+One query per authenticated request loads the user and answers, at the same
+time, whether the token was revoked and whether the user still holds the
+identity (role) the token carries.  A resource may carry an ``__acl__``
+(owner rules, see :mod:`learnsail.identity.acl`); it is consulted first
+with the principals ``user:<id>`` and ``role:<name>``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,33 @@ import sqlalchemy as sa
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from pyramid.security import Allowed, Denied
 
-from learnsail.identity import tokens
-from learnsail.identity.models import User
-from learnsail.identity.services import ADMIN_ROLE
+from learnsail.identity import rbac, tokens
+from learnsail.identity.models import RevokedToken, Role, User, UserRole
+
+
+def load_identity(request: Any, token: str) -> User | None:
+    try:
+        claims = tokens.decode(request.registry.settings, token, "access")
+        user_id = int(claims["sub"])
+    except (tokens.TokenError, ValueError, KeyError):
+        return None
+    role = str(claims.get("role") or "")
+    revoked = sa.exists().where(RevokedToken.jti == claims["jti"])
+    holds_extra = sa.exists().where(UserRole.user_id == User.id, UserRole.role_id == Role.id, Role.name == role)
+    row = request.db.execute(
+        sa.select(User, revoked.label("revoked"), holds_extra.label("holds")).where(User.id == user_id)
+    ).first()
+    if row is None:
+        return None
+    user, is_revoked, holds = row
+    if is_revoked or not user.is_active or user.deleted_at is not None \
+            or tokens.issued_before(claims, user.tokens_valid_after):
+        return None
+    if role != user.role.name and not holds:
+        return None  # the identity was taken away since the token was issued
+    user.active_role = role
+    request.token_claims = claims
+    return user
 
 
 class SecurityPolicy:
@@ -26,24 +50,17 @@ class SecurityPolicy:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        try:
-            claims = tokens.decode(request.registry.settings, token.strip(), "access")
-            user_id = int(claims["sub"])
-        except (tokens.TokenError, ValueError, KeyError):
-            return None
-        user = request.db.scalar(sa.select(User).where(User.id == user_id))
-        if user is None or not user.is_active:
-            return None
-        return user
+        return load_identity(request, token.strip())
 
     def authenticated_userid(self, request: Any) -> int | None:
         user = request.identity
         return user.id if user is not None else None
 
-    def principals(self, user: User | None) -> list[str]:
+    @staticmethod
+    def principals(user: User | None) -> list[str]:
         if user is None:
             return [Everyone]
-        return [Everyone, Authenticated, f"user:{user.id}", f"role:{user.role.name}"]
+        return [Everyone, Authenticated, f"user:{user.id}", f"role:{user.active_role}"]
 
     def permits(self, request: Any, context: Any, permission: str) -> Any:
         user = request.identity
@@ -53,12 +70,12 @@ class SecurityPolicy:
                 return result
         if user is None:
             return Denied("not authenticated")
-        if user.role.name == ADMIN_ROLE:
+        role = user.active_role
+        if role == rbac.ADMIN_ROLE:
             return Allowed("admin holds every permission")
-        grants = request.registry.get("learnsail.permissions", {})
-        if user.role.name in grants.get(permission, ()):
-            return Allowed(f"role {user.role.name} holds {permission}")
-        return Denied(f"role {user.role.name} lacks {permission}")
+        if permission in rbac.permissions_for(request.registry, request.db, role):
+            return Allowed(f"role {role} holds {permission}")
+        return Denied(f"role {role} lacks {permission}")
 
     def remember(self, request: Any, userid: Any, **kw: Any) -> list:
         return []

@@ -200,6 +200,9 @@ def app(_session_app: Any, db_connection: Any) -> Iterator[Any]:
     original = registry["learnsail.dbsession_factory"]
     registry["learnsail.dbsession_factory"] = sessionmaker(
         bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    # every test starts with fresh rate limits and permission caches
+    registry["learnsail.ratelimiter"].reset()
+    registry.get("learnsail.permission_cache", {}).clear()
     yield _session_app
     registry["learnsail.dbsession_factory"] = original
 
