@@ -14,6 +14,12 @@ def learnsail_plugins() -> str:
     return ""
 
 
+@pytest.fixture(scope="session")
+def learnsail_extra_settings() -> dict:
+    # a low lockout threshold keeps the lockout tests short
+    return {"learnsail.login_max_failures": "3"}
+
+
 @pytest.fixture(scope="module")
 def conventions_app(tmp_path_factory: Any, _database_maker: Any) -> Iterator[Any]:
     """An app with the test-only ``conventions`` plugin on its own database."""

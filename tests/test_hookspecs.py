@@ -205,3 +205,24 @@ def test_learnsail_metrics_collects_every_plugin():
     for part in pm.hook.learnsail_metrics(session=None, since=since, until=until):
         merged.update(part)
     assert merged == {"courses.enrolments": 4, "payments.revenue": 120}
+
+
+def test_learnsail_login_new_device_only_for_unseen_devices(dbsession, app, make_user):
+    from learnsail.identity import services
+
+    user = make_user(password="a long enough passphrase")
+    seen = []
+    pm = manager(plugin("notify", learnsail_login_new_device=lambda user, event, session:
+                        seen.append((user.id, event.ip, event.user_agent))))
+    settings = app.registry.settings
+
+    def sign_in(ip, agent):
+        return services.login(dbsession, settings, pm, password="a long enough passphrase", ip=ip,
+                              user_agent=agent, username=user.username)[1]
+
+    assert sign_in("10.0.0.1", "Firefox") is False  # the very first sign-in is not "new"
+    dbsession.flush()
+    assert sign_in("10.0.0.1", "Firefox") is False  # a known device
+    dbsession.flush()
+    assert sign_in("10.9.9.9", "Firefox") is True
+    assert seen == [(user.id, "10.9.9.9", "Firefox")]

@@ -17,7 +17,10 @@ def learnsail_settings():
 
 @hookimpl
 def learnsail_permissions():
-    return {"core:plugins:view": ["admin"]}
+    return {
+        "core:plugins:view": ["admin"],
+        "core:account:self": ["student", "teacher", "admin"],
+    }
 
 
 @hookimpl

@@ -87,6 +87,16 @@ def learnsail_user_created(user, session):
 
 
 @hookspec
+def learnsail_login_new_device(user, event, session):
+    """``user`` signed in from an IP and browser never seen for them before.
+
+    ``event`` is the ``LoginEvent`` (ip, user_agent, method, created_at).
+    Notify the user (the notification service implements this), in the
+    sign-in transaction.  Not called for the account's very first sign-in.
+    """
+
+
+@hookspec
 def learnsail_user_erased(user_id, session):
     """The account ``user_id`` is being erased (right to erasure).
 

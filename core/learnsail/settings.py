@@ -139,7 +139,7 @@ def collect(declared: Iterable[Setting], raw: Mapping[str, Any] | None = None,
         elif setting.name in raw:
             value, source = raw[setting.name], f"setting {setting.name}"
         else:
-            result[setting.name] = setting.default
+            result[setting.name] = setting.parse(setting.default)
             continue
         try:
             result[setting.name] = setting.parse(value)

@@ -20,8 +20,6 @@ class Role(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(30), unique=True)
     description: Mapped[str] = mapped_column(sa.Text, default="")
-    #: may a user pick this role when registering (student, teacher)?
-    self_assignable: Mapped[bool] = mapped_column(default=False)
     #: admin, teacher and student come with the platform and stay
     is_builtin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     #: a role inherits every permission of its parent
@@ -162,3 +160,25 @@ class AuditEntry(Base):
     before: Mapped[Any | None] = mapped_column(sa.JSON)
     after: Mapped[Any | None] = mapped_column(sa.JSON)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+# the audit query filters on a target ("every change to role 7")
+sa.Index("ix_audit_log_target", AuditEntry.target_type, AuditEntry.target_id)
+
+
+class Menu(TimestampMixin, Base):
+    """A navigation entry (004 §2.2.2 菜单管理): shown to a caller whose
+    active role holds ``permission`` (everyone when it is empty); entries
+    nest through ``parent_id`` and are ordered by ``sort_order``."""
+
+    __tablename__ = "menus"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: deleting an entry that has children is refused (no cascade)
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("menus.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(50))
+    path: Mapped[str | None] = mapped_column(sa.String(255))
+    icon: Mapped[str | None] = mapped_column(sa.String(100))
+    sort_order: Mapped[int] = mapped_column(default=0, server_default="0")
+    permission: Mapped[str | None] = mapped_column(sa.String(100))
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())

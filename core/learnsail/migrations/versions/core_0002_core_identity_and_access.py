@@ -17,6 +17,12 @@ down_revision = 'core_0001'
 branch_labels = None
 depends_on = None
 
+BUILTIN_ROLES = (
+    ("student", "Learns: enrols in courses, studies, takes exams."),
+    ("teacher", "Teaches: creates and runs courses."),
+    ("admin", "Runs the platform: every permission."),
+)
+
 
 def upgrade() -> None:
     op.create_table('revoked_tokens',
@@ -142,9 +148,19 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('deleted_at', learnsail.db.UTCDateTime(), nullable=True))
         batch_op.create_index(batch_op.f('ix_users_deleted_at'), ['deleted_at'], unique=False)
 
-    # the roles every platform starts with cannot be deleted
+    # the roles every platform starts with exist from the start and cannot be deleted
     op.execute(sa.text("UPDATE roles SET is_builtin = :yes WHERE name IN ('admin', 'teacher', 'student')")
                .bindparams(sa.bindparam("yes", True, sa.Boolean())))
+    roles = sa.table("roles", sa.column("name", sa.String), sa.column("description", sa.Text),
+                     sa.column("is_builtin", sa.Boolean),
+                     sa.column("created_at", learnsail.db.UTCDateTime()),
+                     sa.column("updated_at", learnsail.db.UTCDateTime()))
+    existing = {row[0] for row in op.get_bind().execute(sa.text("SELECT name FROM roles"))}
+    now = learnsail.db.utcnow()
+    op.bulk_insert(roles, [
+        {"name": name, "description": description, "is_builtin": True, "created_at": now, "updated_at": now}
+        for name, description in BUILTIN_ROLES if name not in existing
+    ])
 
 
 
