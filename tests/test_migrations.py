@@ -14,7 +14,7 @@ from learnsail import migrations
 from learnsail.cli import main
 from learnsail.plugins import Plugin, PluginError, load
 
-CORE_HEAD = "core_0002"
+CORE_HEAD = migrations.core_head()
 
 
 @pytest.fixture

@@ -90,6 +90,17 @@ def branch_head(cfg: Config, branch: str) -> str | None:
     return heads[0].revision if heads else None
 
 
+def core_head() -> str:
+    """The newest revision of the core's own branch."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", str(CORE_VERSIONS))
+    head = branch_head(cfg, CORE_NAME)
+    assert head is not None, "the core has no migrations"
+    return head
+
+
 def upgrade(settings: dict[str, Any], plugins: PluginSet, *, connection: Any = None,
             stdout: Any = None) -> list[str]:
     """Upgrade the core and every enabled plugin to their heads; returns the
