@@ -12,13 +12,17 @@ from learnsail.settings import CORE_SETTINGS
 
 @hookimpl
 def learnsail_settings():
-    return list(CORE_SETTINGS)
+    from learnsail.identity.oauth import SETTINGS as OAUTH_SETTINGS
+
+    return [*CORE_SETTINGS, *OAUTH_SETTINGS]
 
 
 @hookimpl
 def learnsail_permissions():
     return {
         "core:plugins:view": ["admin"],
+        "core:users:view": ["admin"],
+        "core:users:manage": ["admin"],
         "core:account:self": ["student", "teacher", "admin"],
     }
 

@@ -4,3 +4,4 @@
 def includeme(config):
     config.include("learnsail.identity.policy")
     config.include("learnsail.identity.views")
+    config.include("learnsail.identity.oauth_views")

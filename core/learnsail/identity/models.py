@@ -182,3 +182,18 @@ class Menu(TimestampMixin, Base):
     sort_order: Mapped[int] = mapped_column(default=0, server_default="0")
     permission: Mapped[str | None] = mapped_column(sa.String(100))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+
+
+class OAuthAccount(Base):
+    """A third-party identity (WeChat, QQ) bound to a user."""
+
+    __tablename__ = "oauth_accounts"
+    __table_args__ = (sa.UniqueConstraint("platform", "openid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(sa.String(20))
+    openid: Mapped[str] = mapped_column(sa.String(128))
+    unionid: Mapped[str | None] = mapped_column(sa.String(128), index=True)
+    nickname: Mapped[str | None] = mapped_column(sa.String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -26,6 +26,10 @@ def verify_password(stored: str, password: str) -> tuple[bool, str | None]:
     return True, (_hasher.hash(password) if _hasher.check_needs_rehash(stored) else None)
 
 
+#: stored for accounts that cannot sign in with a password (created through
+#: a third-party sign-in): it is no argon2 hash, so it never verifies
+UNUSABLE_PASSWORD = "!unusable"
+
 #: compared against when the account does not exist, so timing does not
 #: reveal which usernames exist
 DUMMY_HASH = _hasher.hash("learnsail-dummy-password")
