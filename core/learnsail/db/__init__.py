@@ -152,13 +152,17 @@ def get_session(session_factory: sessionmaker, transaction_manager: Any) -> Sess
 
 def _request_db(request: Any) -> Session:
     factory = request.registry["learnsail.dbsession_factory"]
-    return get_session(factory, request.tm)
+    session = get_session(factory, request.tm)
+    session.info["learnsail.registry"] = request.registry
+    return session
 
 
 def includeme(config: Any) -> None:
     settings = config.get_settings()
     settings.setdefault("tm.manager_hook", "pyramid_tm.explicit_manager")
     settings.setdefault("retry.attempts", 3)
+    # the transaction note would load the user on every request
+    settings.setdefault("tm.annotate_user", False)
     config.include("pyramid_retry")
     config.include("pyramid_tm")
     engine = make_engine(settings)

@@ -149,17 +149,22 @@ def revoke_access(session: Session, claims: Mapping[str, Any]) -> None:
     """Refuse this access token from now on (until it would expire anyway)."""
     from learnsail.identity.models import RevokedToken
 
+    from learnsail.identity.authcache import forget_token
+
     if session.get(RevokedToken, claims["jti"]) is None:
         session.add(RevokedToken(jti=claims["jti"],
                                  expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)))
+    forget_token(session, claims["jti"])
 
 
 def revoke_all(session: Session, user: Any) -> None:
     """Every token the user holds stops working now (password change,
     disabling, erasure, logout everywhere)."""
+    from learnsail.identity.authcache import forget_user
     from learnsail.identity.models import RefreshToken
 
     user.tokens_valid_after = now()
+    forget_user(session, user.id)
     session.execute(sa.update(RefreshToken).where(RefreshToken.user_id == user.id,
                                                   RefreshToken.revoked_at.is_(None))
                     .values(revoked_at=now()))

@@ -203,6 +203,7 @@ def app(_session_app: Any, db_connection: Any) -> Iterator[Any]:
     # every test starts with fresh rate limits and permission caches
     registry["learnsail.ratelimiter"].reset()
     registry.get("learnsail.permission_cache", {}).clear()
+    registry["learnsail.auth_cache"].clear()
     yield _session_app
     registry["learnsail.dbsession_factory"] = original
 
@@ -255,3 +256,5 @@ def auth_headers(app: Any) -> Callable[[Any], dict[str, str]]:
         return {"Authorization": f"Bearer {token}"}
 
     return headers
+
+from learnsail.testing.identity import *  # noqa: F401,F403,E402

@@ -1,0 +1,125 @@
+"""What the security policy remembers between requests, so an
+authenticated request usually needs no database round trip.
+
+- Verified token claims, by token (a signature stays valid; expiry and
+  not-before are checked again at every use).
+- Each user's sign-in state (active, deleted, tokens-valid-after, the roles
+  held) and each token's revocation, for ``learnsail.auth_cache_seconds``
+  (default 1 s): a change made by another process is seen within that time,
+  one made in this process at once (the functions below drop the entry).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+
+from learnsail.identity import tokens
+
+MAX_CLAIMS = 10_000
+REGISTRY_KEY = "learnsail.auth_cache"
+
+
+@dataclass(frozen=True)
+class UserState:
+    active: bool
+    valid_after: Any  # aware datetime or None
+    roles: frozenset[str]
+
+
+class AuthCache:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self._claims: OrderedDict[str, dict] = OrderedDict()
+        self._users: dict[int, tuple[float, UserState | None]] = {}
+        self._revoked: dict[str, tuple[float, bool]] = {}
+
+    def claims(self, settings: Mapping[str, Any], token: str) -> dict:
+        """Verified access-token claims; raises :class:`tokens.TokenError`."""
+        claims = self._claims.get(token)
+        if claims is None:
+            claims = tokens.decode(settings, token, "access")
+            self._claims[token] = claims
+            if len(self._claims) > MAX_CLAIMS:
+                self._claims.popitem(last=False)
+        else:
+            now = time.time()
+            if claims["exp"] <= now or claims["nbf"] > now + 5:
+                self._claims.pop(token, None)
+                raise tokens.TokenError("expired")
+        return claims
+
+    def user_state(self, session_factory: Any, user_id: int) -> UserState | None:
+        now = time.monotonic()
+        entry = self._users.get(user_id)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        state = load_user_state(session_factory(), user_id)
+        if self.seconds > 0:
+            self._users[user_id] = (now + self.seconds, state)
+        return state
+
+    def is_revoked(self, session_factory: Any, jti: str) -> bool:
+        from learnsail.identity.models import RevokedToken
+
+        now = time.monotonic()
+        entry = self._revoked.get(jti)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        revoked = session_factory().get(RevokedToken, jti) is not None
+        if self.seconds > 0:
+            self._revoked[jti] = (now + self.seconds, revoked)
+            if len(self._revoked) > MAX_CLAIMS:
+                self._revoked.clear()
+        return revoked
+
+    def forget_user(self, user_id: int) -> None:
+        self._users.pop(user_id, None)
+
+    def forget_token(self, jti: str) -> None:
+        self._revoked.pop(jti, None)
+
+    def clear(self) -> None:
+        self._claims.clear()
+        self._users.clear()
+        self._revoked.clear()
+
+
+def load_user_state(session: Any, user_id: int) -> UserState | None:
+    from learnsail.identity.models import Role, User, UserRole
+
+    row = session.execute(sa.select(User.is_active, User.deleted_at, User.tokens_valid_after, Role.name)
+                          .join(Role, Role.id == User.role_id).where(User.id == user_id)).first()
+    if row is None:
+        return None
+    extra = session.scalars(sa.select(Role.name).join(UserRole, UserRole.role_id == Role.id)
+                            .where(UserRole.user_id == user_id)).all()
+    return UserState(active=bool(row.is_active) and row.deleted_at is None, valid_after=row.tokens_valid_after,
+                     roles=frozenset([row.name, *extra]))
+
+
+def _cache_of(session: Any) -> AuthCache | None:
+    registry = session.info.get("learnsail.registry") if session is not None else None
+    return registry.get(REGISTRY_KEY) if registry is not None else None
+
+
+def forget_user(session: Any, user_id: int) -> None:
+    """Drop what this process remembers about ``user_id`` (their state changed)."""
+    cache = _cache_of(session)
+    if cache is not None:
+        cache.forget_user(user_id)
+
+
+def forget_token(session: Any, jti: str) -> None:
+    cache = _cache_of(session)
+    if cache is not None:
+        cache.forget_token(jti)
+
+
+def includeme(config: Any) -> None:
+    seconds = config.get_settings().get("learnsail.auth_cache_seconds", 1.0)
+    config.registry[REGISTRY_KEY] = AuthCache(seconds)
