@@ -42,6 +42,7 @@ def test_selection_by_name():
     assert plugins.resolve(found, ["payments"]) == ["payments"]
     assert plugins.resolve(found, ["*"]) == ["courses", "payments"]
     assert plugins.resolve(found, []) == []  # empty: the core alone
+    assert plugins.resolve(found, ["core"]) == []
 
 
 def test_unknown_plugin_named_in_setting():

@@ -152,7 +152,7 @@ def resolve(installed: Mapping[str, Plugin], wanted: Iterable[str]) -> list[str]
     that are enabled.  Raises :class:`PluginError` for an unknown name, a
     missing or disabled hard requirement, a cycle or an incompatible core.
     """
-    wanted = list(wanted)
+    wanted = [name for name in wanted if name != CORE_NAME]  # the core always runs
     if "*" in wanted:
         enabled = set(installed)
     else:

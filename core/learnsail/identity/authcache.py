@@ -120,6 +120,33 @@ def forget_token(session: Any, jti: str) -> None:
         cache.forget_token(jti)
 
 
+def _forget_flushed(session: Any, flush_context: Any) -> None:
+    """Drop cached sign-in state of users whose rows this flush changed, so
+    a change made through the ORM in this process applies at once."""
+    from learnsail.identity.models import Role, User, UserRole
+
+    cache = _cache_of(session)
+    if cache is None:
+        return
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, User) and obj.id is not None:
+            cache.forget_user(obj.id)
+        elif isinstance(obj, UserRole):
+            cache.forget_user(obj.user_id)
+        elif isinstance(obj, Role):
+            cache._users.clear()  # a renamed or deleted role: every holder
+
+
+_listening = False
+
+
 def includeme(config: Any) -> None:
+    global _listening
+    if not _listening:
+        from sqlalchemy import event
+        from sqlalchemy.orm import Session
+
+        event.listen(Session, "after_flush", _forget_flushed)
+        _listening = True
     seconds = config.get_settings().get("learnsail.auth_cache_seconds", 1.0)
     config.registry[REGISTRY_KEY] = AuthCache(seconds)

@@ -14,7 +14,7 @@ installed = config.attributes.get("learnsail.installed", [])
 wanted = config.attributes.get("learnsail.branches")
 
 
-def include_object(obj, name, type_, reflected, compare_to):
+def include_object(obj, name, type_, reflected, compare_to):  # same rule as migrations.check
     """Compare only the tables of the branches in play (and never the
     alembic bookkeeping table), so a check with the core alone ignores
     plugin tables and an autogenerate for one plugin writes only its own."""

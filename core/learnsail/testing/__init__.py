@@ -6,7 +6,10 @@ What it gives a test:
 
 - ``learnsail_plugins`` / ``learnsail_extra_settings``: override these
   (session-scoped) fixtures in a conftest.py to choose the plugins and
-  settings of the app under test (default: every installed plugin).
+  settings of the app under test (default: every installed plugin).  Each
+  combination gets its own app and database, built once per run, so
+  directories with different choices can share a run.
+  ``learnsail_build_context`` wraps the build (e.g. to register a plugin).
 - ``app`` (the WSGI app), ``testapp`` (a WebTest client), ``dbsession``: the
   app and the session share one connection whose outer transaction is rolled
   back after each test, so tests never see each other's rows.
@@ -142,17 +145,22 @@ def learnsail_extra_settings() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def learnsail_settings(tmp_path_factory: Any, _database_maker: Callable[[], str],
-                       learnsail_plugins: str, learnsail_extra_settings: dict[str, Any]) -> dict[str, Any]:
-    settings = {
-        "learnsail.data_dir": str(tmp_path_factory.mktemp("data")),
-        "learnsail.database_url": _database_maker(),
-        "learnsail.plugins": learnsail_plugins,
-        "learnsail.secret": "test-secret-with-enough-entropy-for-hs256-keys!",
-        "learnsail.log_level": "WARNING",
-    }
-    settings.update(learnsail_extra_settings)
-    return settings
+def learnsail_build_context() -> Callable[[], Any]:
+    """A context manager active while the app under test is built (override
+    it to make a plugin discoverable only for your tests, for example)."""
+    import contextlib
+
+    return contextlib.nullcontext
+
+
+@pytest.fixture(scope="session")
+def _learnsail_apps(tmp_path_factory: Any, _database_maker: Callable[[], str]) -> Iterator[dict]:
+    """One migrated app per (plugins, settings) combination in this run, so
+    directories that choose different plugins each get theirs."""
+    apps: dict[Any, Any] = {}
+    yield apps
+    for app in apps.values():
+        app.registry["learnsail.db_engine"].dispose()
 
 
 def isolated_environ() -> dict[str, str]:
@@ -161,22 +169,37 @@ def isolated_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("LEARNSAIL_")}
 
 
-@pytest.fixture(scope="session")
-def app_config(learnsail_settings: dict[str, Any]) -> Any:
+@pytest.fixture
+def _session_app(_learnsail_apps: dict, learnsail_plugins: str, learnsail_extra_settings: dict[str, Any],
+                 learnsail_build_context: Callable[[], Any], tmp_path_factory: Any,
+                 _database_maker: Callable[[], str]) -> Any:
     from learnsail import migrations
     from learnsail.app import configure
 
-    config = configure(learnsail_settings, environ=isolated_environ())
-    registry = config.registry
-    migrations.upgrade(registry.settings, registry["learnsail.plugins"])
-    return config
+    key = (learnsail_plugins, tuple(sorted((k, str(v)) for k, v in learnsail_extra_settings.items())),
+           learnsail_build_context)
+    app = _learnsail_apps.get(key)
+    if app is None:
+        settings = {
+            "learnsail.data_dir": str(tmp_path_factory.mktemp("data")),
+            "learnsail.database_url": _database_maker(),
+            "learnsail.plugins": learnsail_plugins,
+            "learnsail.secret": "test-secret-with-enough-entropy-for-hs256-keys!",
+            "learnsail.log_level": "WARNING",
+            **learnsail_extra_settings,
+        }
+        with learnsail_build_context():
+            config = configure(settings, environ=isolated_environ())
+        migrations.upgrade(config.registry.settings, config.registry["learnsail.plugins"])
+        app = _learnsail_apps[key] = config.make_wsgi_app()
+        app.registry["learnsail.test_settings"] = settings
+    return app
 
 
-@pytest.fixture(scope="session")
-def _session_app(app_config: Any) -> Iterator[Any]:
-    app = app_config.make_wsgi_app()
-    yield app
-    app.registry["learnsail.db_engine"].dispose()
+@pytest.fixture
+def learnsail_settings(_session_app: Any) -> dict[str, Any]:
+    """The settings the app under test was built from (before parsing)."""
+    return dict(_session_app.registry["learnsail.test_settings"])
 
 
 @pytest.fixture
@@ -214,6 +237,7 @@ def dbsession(app: Any, db_connection: Any) -> Iterator[Any]:
     from sqlalchemy.orm import Session
 
     session = Session(bind=db_connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    session.info["learnsail.registry"] = app.registry  # ORM changes reach the app's caches at once
     yield session
     session.close()
 
