@@ -46,6 +46,8 @@ def conventions_app(tmp_path_factory: Any, _database_maker: Any) -> Iterator[Any
     migrations.upgrade(config.registry.settings, config.registry["learnsail.plugins"])
     engine = config.registry["learnsail.db_engine"]
     conventions_plugin.Item.__table__.create(engine)
-    app = config.make_wsgi_app()
+    from learnsail.app import make_wsgi_app
+
+    app = make_wsgi_app(config)
     yield webtest.TestApp(app)
     engine.dispose()

@@ -85,6 +85,7 @@ def configure(raw: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     config.include("learnsail.db")
     config.include("learnsail.api")
     config.include("learnsail.ratelimit")
+    config.include("learnsail.delivery")
     config.include("learnsail.identity")
     config.include("learnsail.ops")
 
@@ -105,9 +106,22 @@ def configure(raw: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     return config
 
 
+def make_wsgi_app(config: Configurator) -> Any:
+    """The WSGI app of ``config``, with the request methods and properties
+    that the core and plugins added baked into one request class: Pyramid
+    would otherwise build a new class for every request."""
+    app = config.make_wsgi_app()
+    extensions = app.request_extensions
+    if extensions is not None:
+        attrs = {**extensions.methods, **extensions.descriptors}
+        app.request_factory = type("LearnsailRequest", (app.request_factory,), attrs)
+        app.request_extensions = None
+    return app
+
+
 def make_app(raw: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
              installed: Mapping[str, plugins_mod.Plugin] | None = None) -> Any:
-    return configure(raw, environ, installed).make_wsgi_app()
+    return make_wsgi_app(configure(raw, environ, installed))
 
 
 def main(global_config: Mapping[str, Any] | None, **settings: Any) -> Any:

@@ -174,7 +174,7 @@ def _session_app(_learnsail_apps: dict, learnsail_plugins: str, learnsail_extra_
                  learnsail_build_context: Callable[[], Any], tmp_path_factory: Any,
                  _database_maker: Callable[[], str]) -> Any:
     from learnsail import migrations
-    from learnsail.app import configure
+    from learnsail.app import configure, make_wsgi_app
 
     key = (learnsail_plugins, tuple(sorted((k, str(v)) for k, v in learnsail_extra_settings.items())),
            learnsail_build_context)
@@ -191,7 +191,7 @@ def _session_app(_learnsail_apps: dict, learnsail_plugins: str, learnsail_extra_
         with learnsail_build_context():
             config = configure(settings, environ=isolated_environ())
         migrations.upgrade(config.registry.settings, config.registry["learnsail.plugins"])
-        app = _learnsail_apps[key] = config.make_wsgi_app()
+        app = _learnsail_apps[key] = make_wsgi_app(config)
         app.registry["learnsail.test_settings"] = settings
     return app
 
