@@ -3,28 +3,12 @@ and revocation seen within learnsail.auth_cache_seconds."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from learnsail.identity.models import User
-
-
-@contextlib.contextmanager
-def count_queries(engine):
-    statements = []
-
-    def before(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN")):
-            statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
+from learnsail.testing import count_queries
 
 
 def test_known_caller_costs_no_query(testapp, app, make_user, auth_headers, db_connection):

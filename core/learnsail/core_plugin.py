@@ -24,6 +24,12 @@ def learnsail_permissions():
         "core:users:view": ["admin"],
         "core:users:manage": ["admin"],
         "core:account:self": ["student", "teacher", "admin"],
+        "core:roles:view": ["admin"],
+        "core:roles:manage": ["admin"],
+        "core:users:assign_role": ["admin"],
+        "core:identity:switch": ["student", "teacher", "admin"],
+        "core:menus:manage": ["admin"],
+        "core:audit:view": ["admin"],
     }
 
 

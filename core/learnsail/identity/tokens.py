@@ -133,6 +133,11 @@ def rotate(session: Session, settings: Mapping[str, Any], token: str) -> tuple[A
     if user is None or not user.is_active or user.deleted_at is not None \
             or issued_before(claims, user.tokens_valid_after):
         raise AuthFailed("The refresh token is invalid or expired.")
+    from learnsail.identity.authcache import load_user_state
+
+    state = load_user_state(session, user.id)
+    if state is None or row.role not in state.roles:
+        raise AuthFailed("The identity of this session was taken away; sign in again.")
     row.used_at = now()
     return user, issue_pair(session, settings, user, row.role, family=row.family)
 

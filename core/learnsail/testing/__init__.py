@@ -23,11 +23,15 @@ What it gives a test:
 - ``fresh_database_url``: an empty database of the current backend, for
   migration tests.
 - ``make_user`` and ``auth_headers``: accounts per role and their bearer
-  headers.
+  headers; ``users``, ``actor_headers`` and ``clients`` (one per actor:
+  anonymous, student, other_student, teacher, other_teacher, admin) and
+  ``learnsail.testing.authz.check_matrix`` for authorisation matrices.
+- ``count_queries(engine)``: a context manager collecting SQL statements.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from typing import Any, Callable, Iterator
@@ -247,6 +251,28 @@ def testapp(app: Any) -> Any:
     import webtest
 
     return webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+
+
+# --- query counting ---------------------------------------------------------------
+
+@contextlib.contextmanager
+def count_queries(engine: Any) -> Iterator[list[str]]:
+    """Collect the SQL statements ``engine`` runs inside the block (savepoint
+    and transaction bookkeeping left out), to assert that a list endpoint
+    issues a constant number of queries whatever the page size."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT")):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
 
 
 # --- identity -----------------------------------------------------------------
