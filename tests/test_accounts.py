@@ -45,7 +45,7 @@ def test_register_returns_the_spec_fields(testapp, dbsession):
     assert "$argon2" not in r.text and "password" not in r.json
 
 
-@pytest.mark.parametrize("field,value", [("username", "lin"), ("email", "LIN@example.com"),
+@pytest.mark.parametrize("field,value", [("username", "lin"), ("username", "LIN"), ("email", "LIN@example.com"),
                                          ("phone", "+86 13800138000")])
 def test_register_duplicates_are_409_naming_the_field(testapp, field, value):
     register(testapp)

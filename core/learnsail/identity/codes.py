@@ -253,9 +253,6 @@ def sms_login(session: Session, settings: Mapping[str, Any], pm: Any, *, phone: 
     elif not user.is_active:
         raise fail("disabled", "The phone number or code is wrong, or the code has expired.")
     user.phone_verified = True
-    user.last_login = now
-    services.unlock(user)
-    services.record_login(session, user=user, identifier=phone, ip=ip, user_agent=user_agent,
-                          method="sms", success=True)
+    services.signed_in(session, pm, user, identifier=phone, ip=ip, user_agent=user_agent, method="sms")
     session.flush()
     return user

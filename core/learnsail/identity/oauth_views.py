@@ -116,12 +116,11 @@ def callback_view(request: Any) -> dict:
         raise ValidationFailed({"state": ["This sign-in was not started from this browser."]})
     identity = provider.exchange(query["code"], state["r"])
     user, created = oauth.sign_in(request.db, request.registry["learnsail.pm"], platform, identity)
-    from learnsail.identity.services import record_login
+    from learnsail.identity.services import signed_in
 
-    record_login(request.db, user=user, identifier=f"{platform}:{identity.openid}"[:100],
-                 ip=request.client_addr or "", user_agent=request.user_agent or "", method=platform,
-                 success=True)
-    user.last_login = tokens.now()
+    signed_in(request.db, request.registry["learnsail.pm"], user,
+              identifier=f"{platform}:{identity.openid}"[:100], ip=request.client_addr or "",
+              user_agent=request.user_agent or "", method=platform)
     request.response.delete_cookie(COOKIE, path="/api/v1/users/oauth")
     pair = tokens.issue_pair(request.db, settings, user, user.role.name)
     return {**pair, "created": created,

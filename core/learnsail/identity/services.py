@@ -105,7 +105,8 @@ def _ensure_unique(session: Session, exclude_id: int | None = None, **values: st
     for field, value in values.items():
         if not value:
             continue
-        stmt = sa.select(User.id).where(getattr(User, field) == value)
+        # case-insensitive on every backend (MySQL's collation already is)
+        stmt = sa.select(User.id).where(sa.func.lower(getattr(User, field)) == value.lower())
         if exclude_id is not None:
             stmt = stmt.where(User.id != exclude_id)
         if session.scalar(stmt.limit(1)) is not None:
@@ -255,19 +256,29 @@ def login(session: Session, settings: Mapping[str, Any], pm: Any, *, password: s
             record_login(session, user=None, identifier=identifier, ip=ip, user_agent=user_agent,
                          method="password", success=False, reason="unknown_account")
         raise
+    return user, signed_in(session, pm, user, identifier=identifier, ip=ip, user_agent=user_agent,
+                           method="password")
+
+
+def signed_in(session: Session, pm: Any, user: User, *, identifier: str, ip: str, user_agent: str,
+              method: str) -> bool:
+    """Book-keeping of every successful sign-in (password, SMS, WeChat...):
+    the login log, last_login, the lockout cleared, and the
+    ``learnsail_login_new_device`` hook for an IP and browser never seen
+    before (not on the account's very first sign-in).  Returns whether the
+    device was new."""
     new_device = session.scalar(sa.select(LoginEvent.id).where(
         LoginEvent.user_id == user.id, LoginEvent.success.is_(True), LoginEvent.ip == (ip or ""),
         LoginEvent.user_agent == (user_agent or "")[:255]).limit(1)) is None
     first_login = user.last_login is None
     event = record_login(session, user=user, identifier=identifier, ip=ip, user_agent=user_agent,
-                         method="password", success=True)
-    user.last_login = now
-    user.failed_logins = 0
-    user.locked_until = None
+                         method=method, success=True)
+    user.last_login = tokens.now()
+    unlock(user)
     if new_device and not first_login and pm is not None:
         session.flush()
         pm.hook.learnsail_login_new_device(user=user, event=event, session=session)
-    return user, new_device and not first_login
+    return new_device and not first_login
 
 
 def unlock(user: User) -> None:
