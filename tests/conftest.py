@@ -49,5 +49,5 @@ def conventions_app(tmp_path_factory: Any, _database_maker: Any) -> Iterator[Any
     from learnsail.app import make_wsgi_app
 
     app = make_wsgi_app(config)
-    yield webtest.TestApp(app)
+    yield webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
     engine.dispose()

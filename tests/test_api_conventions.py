@@ -189,3 +189,8 @@ def test_metrics_count_requests(conventions_app):
     text = conventions_app.get("/metrics").text
     assert 'learnsail_http_requests_total{method="GET",route="conventions.items",status="200"}' in text
     assert "learnsail_http_request_duration_seconds_bucket" in text
+
+
+def test_metrics_only_for_allowed_addresses(conventions_app):
+    r = conventions_app.get("/metrics", extra_environ={"REMOTE_ADDR": "203.0.113.9"}, status=403)
+    assert envelope(r)["code"] == "PERMISSION_DENIED"

@@ -124,3 +124,56 @@ def test_serve_answers_http(env, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_admin_password_from_environment_must_meet_the_policy(env, monkeypatch, capsys):
+    monkeypatch.setenv("LEARNSAIL_ADMIN_PASSWORD", "password")
+    assert main(["init"]) == 2
+    assert "LEARNSAIL_ADMIN_PASSWORD is refused" in capsys.readouterr().err
+    assert admins(env) == []
+
+
+@pytest.mark.parametrize("variable,value,message", [
+    ("LEARNSAIL_JWT_ALGORITHM", "none", "not allowed"),
+    ("LEARNSAIL_JWT_ALGORITHM", "RS256", "learnsail.jwt_private_key"),
+    ("LEARNSAIL_CODE_LENGTH", "20", "from 4 to 10"),
+])
+def test_unusable_identity_settings_stop_start_up(env, monkeypatch, variable, value, message):
+    from learnsail.app import make_app
+    from learnsail.settings import SettingError
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingError, match=message):
+        make_app({})
+
+
+def _serve(port, extra_env):
+    return subprocess.Popen([sys.executable, "-m", "learnsail.cli", "serve", "--port", str(port)],
+                            env={**os.environ, **extra_env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _get(url, headers, deadline, proc):
+    while True:
+        try:
+            request = urllib.request.Request(url, headers=headers)
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return response
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "timeout")
+            time.sleep(0.2)
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted-proxy", "no-proxy"])
+def test_serve_trusts_only_the_configured_proxy(env, trusted):
+    assert main(["init"]) == 0
+    port = free_port()
+    proc = _serve(port, {"LEARNSAIL_TRUSTED_PROXY": "127.0.0.1"} if trusted else {})
+    try:
+        response = _get(f"http://127.0.0.1:{port}/healthz", {"X-Forwarded-Proto": "https",
+                                                              "X-Forwarded-For": "198.51.100.7"},
+                        time.monotonic() + 30, proc)
+        assert ("Strict-Transport-Security" in response.headers) is trusted
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -316,3 +316,20 @@ def test_a_plugin_adds_an_sms_provider_and_a_missing_one_stops_startup(tmp_path)
     with pytest.raises(ConfigurationError, match="learnsail.sms_provider is 'nowhere'.*console"):
         config.make_wsgi_app()
     config.registry["learnsail.db_engine"].dispose()
+
+
+def test_a_hook_given_only_a_session_sends_after_its_request_commits(smtp_server):
+    """A hook such as learnsail_login_new_device receives a session, not the
+    request: send_email(session, ...) rides on that request's transaction."""
+    from sqlalchemy.orm import Session
+
+    registry = _registry_with(_smtp_settings(smtp_server))
+    tm = transaction.TransactionManager(explicit=True)
+    session = Session()
+    session.info.update({"learnsail.registry": registry, "learnsail.tm": tm})
+    tm.begin()
+    delivery.send_email(session, "ada@example.edu", "New sign-in", "From a new device.")
+    assert registry["learnsail.delivery"].wait(1) and smtp_server.messages == []
+    tm.commit()
+    assert registry["learnsail.delivery"].wait(10)
+    assert [m["Subject"] for m in smtp_server.messages] == ["New sign-in"]

@@ -103,7 +103,7 @@ def test_learnsail_prometheus_collectors_appear_in_metrics(build_app):
 
     config = build_app(plugin("quiz", learnsail_prometheus_collectors=collectors))
     made["counter"].inc(3)
-    text = webtest.TestApp(config.make_wsgi_app()).get("/metrics").text
+    text = webtest.TestApp(config.make_wsgi_app(), extra_environ={"REMOTE_ADDR": "127.0.0.1"}).get("/metrics").text
     assert "quiz_attempts_total 3.0" in text
 
 
@@ -226,3 +226,11 @@ def test_learnsail_login_new_device_only_for_unseen_devices(dbsession, app, make
     dbsession.flush()
     assert sign_in("10.9.9.9", "Firefox") is True
     assert seen == [(user.id, "10.9.9.9", "Firefox")]
+
+
+def test_wiring_hooks_receive_only_the_arguments_they_declare(build_app):
+    """pluggy lets an implementation declare a subset of the spec's arguments."""
+    config = build_app(plugin("lean", learnsail_health_checks=lambda: {"lean": lambda: None},
+                              learnsail_includeme=lambda: None))
+    r = webtest.TestApp(config.make_wsgi_app()).get("/healthz")
+    assert r.json["checks"]["lean"] == {"status": "ok"}

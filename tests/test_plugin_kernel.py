@@ -91,8 +91,9 @@ def test_plugin_publishes_its_own_hookspecs():
         """A course was published."""
 
     specs.learnsail_course_published = hookspec(learnsail_course_published)
-    courses = make_plugin("courses")
-    courses.hookspecs = specs
+    courses_module = make_plugin("courses").module
+    courses_module.HOOKSPECS = specs  # what a plugin module declares
+    courses = Plugin(info=courses_module.PLUGIN, module=courses_module)
     seen = []
     listener = make_plugin("notify", requires=["courses"],
                            learnsail_course_published=lambda course_id: seen.append(course_id))

@@ -48,15 +48,16 @@ def json_renderer() -> JSON:
 
 def call_in_order(pm: Any, hook_name: str, order: Iterable[str], **kwargs: Any) -> list[tuple[str, Any]]:
     """Call ``hook_name`` on the core, then each plugin in ``order``
-    (dependency order; pluggy itself calls the newest registration first)."""
-    results = []
-    names = [name for name, _ in pm.list_name_plugin() if name.startswith("core.")] + list(order)
-    for name in names:
-        plugin = pm.get_plugin(name)
-        impl = getattr(plugin, hook_name, None) if plugin is not None else None
-        if impl is not None and hasattr(impl, "learnsail_impl"):
-            results.append((name, impl(**kwargs)))
-    return results
+    (dependency order; pluggy itself calls the newest registration first).
+
+    Each implementation receives only the arguments it declares, as pluggy
+    would pass them."""
+    rank = {name: i for i, name in enumerate(order)}
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    impls = sorted(impls, key=lambda impl: (0, 0) if impl.plugin_name.startswith("core.")
+                   else (1, rank.get(impl.plugin_name, len(rank))))
+    return [(impl.plugin_name, impl.function(*[kwargs[arg] for arg in impl.argnames]))
+            for impl in impls]
 
 
 def load_settings(raw: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,

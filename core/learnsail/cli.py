@@ -58,6 +58,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     with Session(engine) as session, session.begin():
         started = _step("ensuring an administrator")
         ensure_default_roles(session)
+        chosen = os.environ.get("LEARNSAIL_ADMIN_PASSWORD")
+        if chosen:
+            from learnsail.identity.services import validate_password
+
+            reasons = validate_password(chosen, settings, username=os.environ.get("LEARNSAIL_ADMIN_USERNAME"))
+            if reasons:
+                raise SettingError(f"LEARNSAIL_ADMIN_PASSWORD is refused: {' '.join(reasons)}")
         user, generated = ensure_admin(session, os.environ.get("LEARNSAIL_ADMIN_USERNAME"),
                                        os.environ.get("LEARNSAIL_ADMIN_PASSWORD"), pm=plugins.manager)
         if user is None:
@@ -83,9 +90,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from learnsail.app import make_app
 
     app = make_app(_read_ini(args.config))
+    proxy = app.registry.settings.get("learnsail.trusted_proxy") or None
     print(f"learnsail {__version__} serving on http://{args.host}:{args.port} "
-          f"(API docs at http://{args.host}:{args.port}/api/docs)", flush=True)
-    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="learnsail")
+          f"(API docs at http://{args.host}:{args.port}/api/docs)"
+          + (f", trusting the proxy at {proxy}" if proxy else ""), flush=True)
+    options: dict = {}
+    if proxy:
+        options = {"trusted_proxy": proxy, "trusted_proxy_count": 1,
+                   "trusted_proxy_headers": "x-forwarded-for x-forwarded-proto x-forwarded-host",
+                   "clear_untrusted_proxy_headers": True}
+    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="learnsail", **options)
     return 0
 
 

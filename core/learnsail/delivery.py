@@ -150,12 +150,17 @@ def _send_logged(what: str, send: Callable[..., None], args: tuple) -> None:
 # --- queuing on the transaction ---------------------------------------------
 
 def _registry(target: Any) -> Any:
+    """The registry of a request, of a request's SQLAlchemy session, or itself."""
+    info = getattr(target, "info", None)
+    if isinstance(info, dict) and "learnsail.registry" in info:
+        return info["learnsail.registry"]
     return getattr(target, "registry", target)
 
 
 def _after_commit(target: Any, tm: Any, what: str, send: Callable[..., None], *args: Any) -> None:
     delivery: Delivery = _registry(target)["learnsail.delivery"]
-    manager = tm or getattr(target, "tm", None) or transaction.manager
+    info = getattr(target, "info", None)  # a SQLAlchemy session: its request's transaction
+    manager = tm or getattr(target, "tm", None) or (info or {}).get("learnsail.tm") or transaction.manager
     manager.get().addAfterCommitHook(_hand_over, (delivery, what, send, args))
 
 
@@ -177,7 +182,9 @@ def send_email(target: Any, to: str, subject: str, body: str, *, html: str | Non
                tm: Any = None) -> None:
     """Send an email once the current transaction commits.
 
-    ``target`` is the request (its transaction) or the registry (then the
+    ``target`` is the request (its transaction), a request's SQLAlchemy
+    session (what a hook receives; its request's transaction), or the
+    registry (then the
     transaction of ``tm``, or of the thread's default manager).  The message
     is built now, so a malformed address fails the caller, not the send.
     """

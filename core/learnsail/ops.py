@@ -220,6 +220,10 @@ def healthz_view(request: Any) -> Response:
 
 
 def metrics_view(request: Any) -> Response:
+    allowed = request.registry.settings.get("learnsail.metrics_allow") or ()
+    if "*" not in allowed and request.client_addr not in allowed:
+        return _error_response(request, 403, errors.PERMISSION_DENIED, "You do not have permission to do this.",
+                               {"reason": "Your address is not in learnsail.metrics_allow."})
     data = generate_latest(request.registry["learnsail.metrics"].registry)
     return Response(body=data, content_type=CONTENT_TYPE_LATEST.split(";")[0], charset="utf-8")
 

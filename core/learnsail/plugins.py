@@ -60,6 +60,10 @@ class Plugin:
     enabled: bool = False
     hookspecs: ModuleType | None = None
 
+    def __post_init__(self) -> None:
+        if self.hookspecs is None:
+            self.hookspecs = getattr(self.module, "HOOKSPECS", None)
+
     @property
     def name(self) -> str:
         return self.info.name
@@ -110,8 +114,7 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Plugin:
             f"make the entry-point name and PluginInfo.name the same."
         )
     dist = getattr(ep, "dist", None)
-    return Plugin(info=info, module=module, distribution=dist.name if dist else "",
-                  hookspecs=getattr(module, "HOOKSPECS", None))
+    return Plugin(info=info, module=module, distribution=dist.name if dist else "")
 
 
 def discover() -> dict[str, Plugin]:

@@ -138,8 +138,12 @@ CORE_SETTINGS: tuple[Setting, ...] = (
             "Largest request body accepted, in bytes; larger requests get 413.", as_int),
     Setting("learnsail.log_format", "json", "`json` (one JSON object per line) or `text`."),
     Setting("learnsail.log_level", "INFO", "Python logging level of the learnsail loggers."),
-    Setting("learnsail.trusted_proxy", False,
-            "Trust X-Forwarded-For/-Proto from the proxy in front (only when one is there).", as_bool),
+    Setting("learnsail.trusted_proxy", "",
+            "Address of the reverse proxy in front of `learnsail serve` (e.g. `127.0.0.1`), whose "
+            "X-Forwarded-For/-Proto/-Host headers are then trusted for the client address and scheme "
+            "(rate limits, logs, HSTS, links). Empty: no proxy is trusted."),
+    Setting("learnsail.metrics_allow", "127.0.0.1 ::1",
+            "Client addresses allowed to read /metrics (space separated); `*` for anyone.", as_list),
     Setting("learnsail.docs_enabled", True, "Serve the interactive API docs at /api/docs.", as_bool),
     Setting("learnsail.metrics_enabled", True, "Serve Prometheus metrics at /metrics.", as_bool),
 )

@@ -154,6 +154,7 @@ def _request_db(request: Any) -> Session:
     factory = request.registry["learnsail.dbsession_factory"]
     session = get_session(factory, request.tm)
     session.info["learnsail.registry"] = request.registry
+    session.info["learnsail.tm"] = request.tm  # hooks given only a session can queue after-commit work
     return session
 
 
