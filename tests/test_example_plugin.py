@@ -26,6 +26,7 @@ import webtest
 from learnsail import hookimpl, migrations
 from learnsail.cli import main
 from learnsail.plugins import CORE_NAME, Plugin, PluginError, PluginInfo, discover, load
+from learnsail.testing import alembic_versions, table_names
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "learnsail-bookmarks"
 TABLE = "bookmarks_bookmarks"
@@ -69,23 +70,6 @@ def env(monkeypatch, tmp_path, fresh_database_url, bookmarks_installed):
     return types.SimpleNamespace(url=fresh_database_url, enable=enable)
 
 
-def tables(url):
-    engine = sa.create_engine(url)
-    try:
-        return set(sa.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
-def versions(url):
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {row[0] for row in conn.execute(sa.text("SELECT version_num FROM alembic_version"))}
-    finally:
-        engine.dispose()
-
-
 def core_head():
     from learnsail.app import load_settings
 
@@ -113,8 +97,8 @@ def test_outside_its_fixture_the_plugin_is_not_installed():
 def test_upgrade_with_the_plugin_enabled_creates_its_table(env):
     env.enable("bookmarks")
     assert main(["db", "upgrade"]) == 0
-    assert {TABLE, "users", "roles"} <= tables(env.url)
-    assert versions(env.url) == {core_head(), "bookmarks_0001"}
+    assert {TABLE, "users", "roles"} <= table_names(env.url)
+    assert alembic_versions(env.url) == {core_head(), "bookmarks_0001"}
     engine = sa.create_engine(env.url)
     try:
         inspector = sa.inspect(engine)
@@ -163,14 +147,14 @@ def test_openapi_and_routes_follow_the_enable_list(env, tmp_path):
 def test_enabling_later_creates_only_its_table(env):
     env.enable("")
     assert main(["db", "upgrade"]) == 0
-    core_tables = tables(env.url)
+    core_tables = table_names(env.url)
     assert TABLE not in core_tables and {"users", "roles"} <= core_tables
-    assert versions(env.url) == {core_head()}
+    assert alembic_versions(env.url) == {core_head()}
 
     env.enable("bookmarks")
     assert main(["db", "upgrade"]) == 0
-    assert tables(env.url) - core_tables == {TABLE}
-    assert versions(env.url) == {core_head(), "bookmarks_0001"}
+    assert table_names(env.url) - core_tables == {TABLE}
+    assert alembic_versions(env.url) == {core_head(), "bookmarks_0001"}
 
 
 def test_remove_plugin_drops_exactly_its_table_and_can_be_added_back(env):
@@ -185,20 +169,20 @@ def test_remove_plugin_drops_exactly_its_table_and_can_be_added_back(env):
     with Session(engine) as session, session.begin():  # removal drops bookmarks, not users
         user = create_user(session, username="reader", password="correct horse battery")
         create_bookmark(session, user.id, url="https://example.edu/", title="Example")
-    before = tables(env.url)
+    before = table_names(env.url)
 
     env.enable("")  # an operator disables the plugin, then removes its tables
     assert main(["db", "remove-plugin", "bookmarks"]) == 0
-    assert tables(env.url) == before - {TABLE}
+    assert table_names(env.url) == before - {TABLE}
     with engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT username FROM users")) == "reader"
     engine.dispose()
-    assert versions(env.url) == {core_head()}
+    assert alembic_versions(env.url) == {core_head()}
 
     env.enable("bookmarks")  # and back again
     assert main(["db", "upgrade"]) == 0
-    assert TABLE in tables(env.url)
-    assert versions(env.url) == {core_head(), "bookmarks_0001"}
+    assert TABLE in table_names(env.url)
+    assert alembic_versions(env.url) == {core_head(), "bookmarks_0001"}
     assert main(["db", "check"]) == 0
 
 

@@ -223,17 +223,9 @@ def _role(session: Session, name: str) -> Role:
 
 
 def _ensure_free(session: Session, values: Mapping[str, str | None], exclude_id: int | None = None) -> None:
-    """:class:`Conflict` naming the first of username/email/phone another
-    account holds.  Case-insensitive on every backend, as MariaDB's
-    collation compares anyway."""
-    for field, value in values.items():
-        if not value:
-            continue
-        stmt = sa.select(User.id).where(sa.func.lower(getattr(User, field)) == value.lower())
-        if exclude_id is not None:
-            stmt = stmt.where(User.id != exclude_id)
-        if session.scalar(stmt.limit(1)) is not None:
-            raise Conflict(f"This {field} is already registered.", {field: ["Already registered."]})
+    from learnsail.identity.services import ensure_unique
+
+    ensure_unique(session, exclude_id, **values)
 
 
 def create_user(session: Session, settings: Mapping[str, Any], pm: Any, *, username: str, password: str,

@@ -101,7 +101,9 @@ def ensure_default_roles(session: Session) -> dict[str, Role]:
     return existing
 
 
-def _ensure_unique(session: Session, exclude_id: int | None = None, **values: str | None) -> None:
+def ensure_unique(session: Session, exclude_id: int | None = None, **values: str | None) -> None:
+    """:class:`Conflict` naming the first of username/email/phone another
+    account holds (``exclude_id``: the account being changed)."""
     for field, value in values.items():
         if not value:
             continue
@@ -121,7 +123,7 @@ def create_user(session: Session, *, username: str, password: str, role: str = "
         raise ValidationFailed({"role": [f"Unknown role {role!r}."]})
     email = normalise_email(email) if email else None
     phone = normalise_phone(phone) if phone else None
-    _ensure_unique(session, username=username, email=email, phone=phone)
+    ensure_unique(session, username=username, email=email, phone=phone)
     user = User(username=username, email=email, phone=phone, role=roles[role],
                 password=passwords.hash_password(password))
     session.add(user)
@@ -308,7 +310,7 @@ def update_profile(session: Session, user: User, values: Mapping[str, Any]) -> U
         account["email"] = normalise_email(account["email"])
     if "phone" in account and account["phone"]:
         account["phone"] = normalise_phone(account["phone"])
-    _ensure_unique(session, exclude_id=user.id, **account)
+    ensure_unique(session, exclude_id=user.id, **account)
     if "email" in account and account["email"] != user.email:
         user.email_verified = False
     if "phone" in account and account["phone"] != user.phone:

@@ -275,6 +275,29 @@ def count_queries(engine: Any) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", before)
 
 
+def table_names(url: str) -> set[str]:
+    """The tables of the database at ``url`` (for migration tests)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def alembic_versions(url: str) -> set[str]:
+    """The revisions recorded in the alembic_version table at ``url``."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {row[0] for row in conn.execute(sa.text("SELECT version_num FROM alembic_version"))}
+    finally:
+        engine.dispose()
+
+
 # --- identity -----------------------------------------------------------------
 
 @pytest.fixture
