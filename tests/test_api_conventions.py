@@ -194,3 +194,22 @@ def test_metrics_count_requests(conventions_app):
 def test_metrics_only_for_allowed_addresses(conventions_app):
     r = conventions_app.get("/metrics", extra_environ={"REMOTE_ADDR": "203.0.113.9"}, status=403)
     assert envelope(r)["code"] == "PERMISSION_DENIED"
+
+
+def test_prefix_routing_matches_what_pyramid_matches():
+    from pyramid.urldispatch import RoutesMapper
+    from webob import Request
+
+    from learnsail.routing import PrefixRoutesMapper
+
+    patterns = ["/api/v1/users/me", "/api/v1/users/{id}", "api/docs/static/*subpath", "/api/v1/users/{id}/roles",
+                "/healthz", "/{catchall}", ":old/style"]
+    ours, theirs = PrefixRoutesMapper(), RoutesMapper()
+    for i, pattern in enumerate(patterns):
+        ours.connect(f"r{i}", pattern)
+        theirs.connect(f"r{i}", pattern)
+    for path in ["/api/v1/users/me", "/api/v1/users/7", "/api/v1/users/7/roles", "/api/docs/static/a.js",
+                 "/healthz", "/anything", "/x/style", "/", "/api/v1/nothing/here"]:
+        request = Request.blank(path)
+        a, b = ours(request), theirs(request)
+        assert (a["route"] and a["route"].name, a["match"]) == (b["route"] and b["route"].name, b["match"]), path

@@ -83,6 +83,7 @@ def configure(raw: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     registry["learnsail.pm"] = plugin_set.manager
     registry["learnsail.json_dumps"] = json_dumps
     config.add_renderer("json", json_renderer())
+    config.include("learnsail.routing")
     config.include("learnsail.db")
     config.include("learnsail.api")
     config.include("learnsail.ratelimit")
