@@ -14,7 +14,6 @@ Prints, in one run on the embedded SQLite database:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import statistics

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from learnsail import settings as settings_mod
 from learnsail.db import UTCDateTime, _mark_mysqlclient_retryable
-from learnsail.identity.models import Role, User
+from learnsail.identity.models import User
 
 
 def test_datetimes_round_trip_as_utc(dbsession, make_user):

@@ -164,6 +164,12 @@ def test_invalid_utf8_in_the_query_string(clients):
     error_of(response)
 
 
+@pytest.mark.parametrize("url", ["/api/v1/roles/%ff", "/api/v1/users/oauth/%C3%28/authorize", "/%ff/nowhere"])
+def test_invalid_utf8_in_the_path(clients, url):
+    response = clients["admin"].get(url, status=400)
+    assert error_of(response)["code"] == "VALIDATION_ERROR"
+
+
 def test_nul_and_astral_characters_are_stored(clients):
     made = clients["admin"].post_json("/api/v1/admin/menus", {"name": "a\x00b \U0001F600"}, status=201).json
     assert made["name"] == "a\x00b \U0001F600"
@@ -206,6 +212,25 @@ def test_admin_created_usernames_differing_in_non_ascii_case_conflict(clients):
     assert "username" in error_of(response)["details"]
 
 
+def test_admin_create_racing_the_uniqueness_check_is_a_conflict(clients, monkeypatch):
+    """Two admins creating one username at once: the loser's insert hits
+    the unique index; that is a 409 naming the field."""
+    from learnsail.identity import admin_users, services
+
+    body = {"username": "twice", "password": "a long enough passphrase", "email": "t1@example.com"}
+    clients["admin"].post_json("/api/v1/admin/users", body, status=201)
+    monkeypatch.setattr(admin_users, "_ensure_free", lambda *args, **kwargs: None)
+    for name in ("ensure_unique", "_ensure_unique"):
+        monkeypatch.setattr(services, name, lambda *args, **kwargs: None, raising=False)
+    response = clients["admin"].post_json("/api/v1/admin/users", {**body, "email": "t2@example.com"}, status=409)
+    assert "username" in error_of(response)["details"]
+    other = clients["admin"].post_json("/api/v1/admin/users", {**body, "username": "third", "email": "t3@example.com"},
+                                       status=201).json
+    response = clients["admin"].put_json(f"/api/v1/admin/users/{other['id']}", {"email": "t1@example.com"},
+                                         status=409)
+    assert "email" in error_of(response)["details"]
+
+
 def test_self_registration_non_ascii_username_taken(testapp):
     body = {"username": "Ökonom", "password": "a long enough passphrase", "email": "o1@example.com"}
     testapp.post_json("/api/v1/users/register", body, status=201)
@@ -215,7 +240,7 @@ def test_self_registration_non_ascii_username_taken(testapp):
 
 def test_admin_search_ignores_non_ascii_case(clients, make_user):
     make_user(username="Ülrich")
-    found = clients["admin"].get("/api/v1/admin/users?search=ülr", status=200).json
+    found = clients["admin"].get("/api/v1/admin/users", params={"search": "ülr"}, status=200).json
     assert [u["username"] for u in found["results"]] == ["Ülrich"]
 
 
@@ -248,6 +273,81 @@ def test_sqlite_busy_snapshot_is_retryable(tmp_path):
         assert SessionDataManager.should_retry(None, caught.value)
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def file_sqlite_app(tmp_path):
+    """An app of its own on a SQLite file, with real connections (not the
+    shared test connection), so two transactions can collide."""
+    from learnsail import migrations
+    from learnsail.app import configure, make_wsgi_app
+    from learnsail.testing import isolated_environ
+
+    settings = {
+        "learnsail.data_dir": str(tmp_path / "data"),
+        "learnsail.database_url": f"sqlite:///{tmp_path / 'app.sqlite'}",
+        "learnsail.plugins": "",
+        "learnsail.secret": "fuzz-regressions-secret-fuzz-regressions-1",
+        "learnsail.log_level": "WARNING",
+    }
+    config = configure(settings, environ=isolated_environ())
+    migrations.upgrade(config.registry.settings, config.registry["learnsail.plugins"])
+    app = make_wsgi_app(config)
+    yield app, tmp_path / "app.sqlite"
+    app.registry["learnsail.db_engine"].dispose()
+
+
+def test_a_request_that_hits_sqlite_busy_is_replayed(file_sqlite_app):
+    """The write of a request collides with a commit made since its first
+    read (SQLITE_BUSY at once, in WAL mode): the request is replayed and
+    succeeds, and the failed attempt is no "unhandled error"."""
+    import logging
+    import sqlite3
+
+    import webtest
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from learnsail.identity.services import create_user
+    from learnsail.testing.identity import bearer
+
+    app, path = file_sqlite_app
+    engine = app.registry["learnsail.db_engine"]
+    with Session(engine) as session:
+        admin = create_user(session, username="busy_admin", password="correct horse battery", role="admin",
+                            email="busy_admin@example.com")
+        student = create_user(session, username="busy_student", password="correct horse battery",
+                              email="busy_student@example.com")
+        session.commit()
+        headers, student_id = bearer(app.registry.settings, admin), student.id
+
+    inserts = []
+
+    def collide(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO user_roles"):
+            inserts.append(statement)
+            if len(inserts) == 1:  # another connection commits between our read and our write
+                other = sqlite3.connect(path, isolation_level=None)
+                other.execute("CREATE TABLE IF NOT EXISTS busy_probe (n INTEGER)")
+                other.execute("INSERT INTO busy_probe VALUES (1)")
+                other.close()
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    errors_log = logging.getLogger("learnsail.errors")
+    errors_log.addHandler(handler)
+    event.listen(engine, "before_cursor_execute", collide)
+    try:
+        client = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+        response = client.post(f"/api/v1/users/{student_id}/roles/2", headers=headers, status=201)
+    finally:
+        event.remove(engine, "before_cursor_execute", collide)
+        errors_log.removeHandler(handler)
+    assert len(inserts) == 2  # the first attempt failed, the replay wrote
+    assert [r["name"] for r in response.json["roles"]] == ["student", "teacher"]
+    assert [r.levelname for r in records] == ["WARNING"]
+    assert "retrying" in records[0].getMessage()
 
 
 # --- documentation ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def configured(app, provider, monkeypatch):
 
 def start(testapp, platform):
     r = testapp.get(f"/api/v1/users/oauth/{platform}/authorize", status=302)
-    assert r.headers["Location"].startswith(f"http://127.0.0.1:")
+    assert r.headers["Location"].startswith("http://127.0.0.1:")
     assert "learnsail_oauth_state" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]
     return r.headers["Location"]
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from learnsail.errors import Conflict, ValidationFailed
 from learnsail.identity import rbac
-from learnsail.identity.models import AuditEntry, RefreshToken, Role, User, UserRole
+from learnsail.identity.models import AuditEntry, RefreshToken, Role, User
 from learnsail.testing.authz import ADMIN_ONLY, SIGNED_IN, check_matrix
 from learnsail.testing.identity import bearer
 from learnsail.testing import count_queries

@@ -13,6 +13,7 @@ import re
 import sys
 import time
 import secrets
+import urllib.parse
 from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -93,6 +94,28 @@ def _error_response(request: Any, status: int, code: str, message: str, details:
     return render_envelope(request, status, code, message, details)
 
 
+def _not_utf8(environ: dict) -> str | None:
+    """The part of the URL that is not UTF-8 ("path" or "query string"), or
+    None.  WebOb decodes both as UTF-8 on every access to ``request.path``
+    or ``request.GET``: such a URL used to crash even the error views."""
+    path = environ.get("PATH_INFO", "")
+    if not path.isascii():
+        try:
+            path.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            # keep request.path readable for the access log
+            environ["PATH_INFO"] = (path.encode("latin-1", "replace").decode("utf-8", "replace")
+                                    .encode("utf-8").decode("latin-1"))
+            return "path"
+    query = environ.get("QUERY_STRING", "")
+    if query and ("%" in query or not query.isascii()):
+        try:
+            urllib.parse.unquote_to_bytes(query.encode("latin-1")).decode("utf-8")
+        except UnicodeError:
+            return "query string"
+    return None
+
+
 def core_tween_factory(handler: Callable, registry: Any) -> Callable:
     settings = registry.settings
     max_body = int(settings.get("learnsail.max_body_size", 10 * 1024 * 1024))
@@ -112,8 +135,15 @@ def core_tween_factory(handler: Callable, registry: Any) -> Callable:
         token = request_id_var.set(request_id)
         origin = environ.get("HTTP_ORIGIN")
         try:
+            query = environ.get("QUERY_STRING")
+            bad = None
+            if not environ.get("PATH_INFO", "").isascii() or (query and ("%" in query or not query.isascii())):
+                bad = _not_utf8(environ)
+            if bad is not None:
+                response = _error_response(request, 400, errors.VALIDATION_ERROR, "The request is invalid.",
+                                           {"url": [f"The {bad} is not valid UTF-8."]})
             # the guard only has work when one of these is present
-            if origin or environ.get("CONTENT_LENGTH") or environ.get("HTTP_TRANSFER_ENCODING") \
+            elif origin or environ.get("CONTENT_LENGTH", "0") not in ("", "0") or environ.get("HTTP_TRANSFER_ENCODING") \
                     or "vnd.learnsail" in environ.get("HTTP_ACCEPT", ""):
                 response = _guard(request, max_body, origins, origin)
                 if response is None:

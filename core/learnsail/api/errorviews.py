@@ -76,8 +76,24 @@ def http_exception_view(exc: HTTPException, request: Any) -> Response:
     return render_envelope(request, status, code, message, details, headers)
 
 
+def _will_retry(request: Any, exc: Exception) -> bool:
+    """Whether pyramid_retry replays the request after ``exc`` (a transient
+    database error such as SQLite's "database is locked", not the last
+    attempt): the client never sees this response."""
+    try:
+        from pyramid_retry import is_last_attempt
+
+        return not is_last_attempt(request) and bool(request.tm.get().isRetryableError(exc))
+    except Exception:  # no transaction, no retry policy: an ordinary error
+        return False
+
+
 def server_error_view(exc: Exception, request: Any) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.path_qs, exc_info=exc)
+    if _will_retry(request, exc):
+        log.warning("retrying %s %s after a transient error: %s", request.method, request.path_qs,
+                    str(exc).partition("\n")[0])
+    else:
+        log.error("unhandled error on %s %s", request.method, request.path_qs, exc_info=exc)
     details = {"request_id": getattr(request, "request_id", None)}
     return render_envelope(request, 500, errors.SERVER_ERROR, DEFAULT_MESSAGES[errors.SERVER_ERROR], details)
 

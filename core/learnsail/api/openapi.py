@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import marshmallow
 import swagger_ui
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -62,6 +61,13 @@ def _schema_ref(spec: APISpec, schema: Any) -> Any:
         spec.components.schema(name, schema=cls)
     ref = {"$ref": f"#/components/schemas/{name}"}
     return {"type": "array", "items": ref} if many else ref
+
+
+def _has_required(schema: Any) -> bool:
+    if isinstance(schema, dict):
+        return bool(schema.get("required"))
+    instance = schema() if isinstance(schema, type) else schema
+    return getattr(instance, "many", False) or any(f.required for f in instance.fields.values())
 
 
 def _response(spec: APISpec, value: Any, default_description: str) -> dict:
@@ -128,7 +134,8 @@ def build(registry: Any) -> dict:
             if "querystring" in schemas:
                 op["parameters"].append({"in": "query", "schema": schemas["querystring"]})
             if "body" in schemas:
-                op["requestBody"] = {"required": True, "content": {
+                # an empty body is read as {}: it is required only when a field is
+                op["requestBody"] = {"required": _has_required(schemas["body"]), "content": {
                     "application/json": {"schema": _schema_ref(spec, schemas["body"])}}}
             for status, value in (docs.get("responses") or {200: None}).items():
                 op["responses"][str(status)] = _response(spec, value, "Success.")

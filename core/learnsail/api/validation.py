@@ -9,14 +9,48 @@ Validated data lands in ``request.validated["body" | "querystring" |
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 import marshmallow
-from marshmallow import fields
+from marshmallow import fields, validate
 from pyramid.httpexceptions import HTTPUnsupportedMediaType
 
 LOCATIONS = ("path", "querystring", "body")
+
+#: the largest row id every backend stores (MariaDB's signed INT, the type
+#: of every ``id`` column); ids outside 1..MAX_ID name no row
+MAX_ID = 2**31 - 1
+#: integers SQLite binds (signed 64-bit): any other one is refused with a
+#: 400 wherever a schema took it, so none reaches the database
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def Id(**kwargs: Any) -> fields.Integer:
+    """An integer field for a row id: 1..MAX_ID (documented as such)."""
+    kwargs.setdefault("strict", False)
+    return fields.Integer(validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+class UTCInstant(fields.AwareDateTime):
+    """An ISO 8601 instant (UTC when no offset is given), loaded in UTC.
+    One whose UTC value falls outside years 1..9999 (e.g.
+    ``0001-01-01T00:00+01:00``) is a validation error, not an overflow in
+    the database layer."""
+
+    default_error_messages = {"range": "Out of the range of dates (years 1 to 9999 in UTC)."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("default_timezone", dt.timezone.utc)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.datetime:
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return instant.astimezone(dt.timezone.utc)
+        except OverflowError:
+            raise self.make_error("range") from None
 
 
 class Schema(marshmallow.Schema):
@@ -65,15 +99,46 @@ def _query_data(request: Any, schema: marshmallow.Schema) -> dict[str, Any]:
 
 
 def _body_data(request: Any) -> Any:
-    if not request.body:
+    body = request.body
+    if not body:
         return {}
     content_type = (request.content_type or "").lower()
     if content_type and not (content_type == "application/json" or content_type.endswith("+json")):
         raise HTTPUnsupportedMediaType(f"Send the body as application/json, not {content_type}.")
     try:
-        return json.loads(request.body.decode(request.charset or "utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(body.decode(request.charset or "utf-8"))
+    except (ValueError, UnicodeDecodeError, LookupError) as exc:
         raise _BadBody(f"The body is not valid JSON: {exc}") from None
+
+
+def _walk(value: Any, name: str = "") -> Any:
+    """``(dotted name, value)`` of every scalar in loaded data (keys too)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{name}.{key}" if name else str(key)
+            yield child, key
+            yield from _walk(item, child)
+    elif isinstance(value, (list, tuple, set)):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{name}.{index}" if name else str(index))
+    else:
+        yield name or "_schema", value
+
+
+def _unstorable(data: Any) -> dict[str, str]:
+    """Values no database can take: integers beyond 64 bits, text with lone
+    surrogates (JSON's ``"\\ud800"``), which UTF-8 cannot encode."""
+    problems: dict[str, str] = {}
+    for name, value in _walk(data):
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not INT64_MIN <= value <= INT64_MAX:
+                problems.setdefault(name, f"Must be between {INT64_MIN} and {INT64_MAX}.")
+        elif isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                problems.setdefault(name, "Not valid Unicode text (it contains a lone surrogate).")
+    return problems
 
 
 class _BadBody(Exception):
@@ -116,8 +181,14 @@ def marshmallow_validator(request: Any, **kwargs: Any) -> None:
         else:
             data = dict(request.matchdict or {})
         try:
-            request.validated[location] = schema.load(data)
+            loaded = schema.load(data)
         except marshmallow.ValidationError as exc:
             for name, reasons in _flatten(exc.messages).items():
                 for reason in reasons:
                     request.errors.add(location, name, reason)
+            continue
+        problems = _unstorable(loaded)
+        for name, reason in problems.items():
+            request.errors.add(location, name, reason)
+        if not problems:
+            request.validated[location] = loaded

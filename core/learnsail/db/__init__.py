@@ -8,6 +8,7 @@ rolls back on any error, so a failed request changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,10 +89,19 @@ class TimestampMixin:
                                                     nullable=False)
 
 
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINT and transactional
     # DDL; let SQLAlchemy emit BEGIN itself (see the SQLAlchemy pysqlite docs).
     dbapi_connection.isolation_level = None
+    # SQLite's lower() folds ASCII only, so ``lower(name) == value.lower()``
+    # -- how every case-insensitive uniqueness check and search is written --
+    # missed "Ån" against "ån" (and the unique index then raised a 500).
+    # Python's lower() makes it agree with MariaDB's case-insensitive collation.
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -143,6 +153,22 @@ def _mark_mysqlclient_retryable() -> None:
         datamanager._retryable_errors.append(entry)
 
 
+def _sqlite_busy(error: Any) -> bool:
+    """SQLITE_BUSY ("database is locked"): in WAL mode a transaction that
+    read and then writes after another connection committed gets it at
+    once, whatever busy_timeout says; replaying the request succeeds."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == sqlite3.SQLITE_BUSY
+    return "database is locked" in str(error)
+
+
+def _mark_sqlite_retryable() -> None:
+    """Let pyramid_retry replay a request whose SQLite write hit SQLITE_BUSY."""
+    if not any(err is sqlite3.OperationalError for err, _ in datamanager._retryable_errors):
+        datamanager._retryable_errors.append((sqlite3.OperationalError, _sqlite_busy))
+
+
 def get_session(session_factory: sessionmaker, transaction_manager: Any) -> Session:
     """A session joined to ``transaction_manager`` (commit/abort with it)."""
     session = session_factory()
@@ -170,4 +196,5 @@ def includeme(config: Any) -> None:
     config.registry["learnsail.db_engine"] = engine
     config.registry["learnsail.dbsession_factory"] = sessionmaker(bind=engine, expire_on_commit=False)
     _mark_mysqlclient_retryable()
+    _mark_sqlite_retryable()
     config.add_request_method(_request_db, "db", reify=True)

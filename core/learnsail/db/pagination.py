@@ -18,24 +18,30 @@ from learnsail.errors import ValidationFailed
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+#: the last page number asked for: its OFFSET must fit the database's integers
+MAX_PAGE = 2**31 - 1
 
 
-def _positive_int(request: Any, name: str, default: int) -> int:
+def _positive_int(request: Any, name: str, default: int, maximum: int | None = None) -> int:
     raw = request.GET.get(name)
     if raw in (None, ""):
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationFailed({name: [f"Must be a whole number, got {raw!r}."]}) from None
+        raise ValidationFailed({name: [f"Must be a whole number, got {raw[:50]!r}."]}) from None
     if value < 1:
         raise ValidationFailed({name: ["Must be at least 1."]})
+    if maximum is not None and value > maximum:
+        raise ValidationFailed({name: [f"Must be at most {maximum}."]})
     return value
 
 
 def page_params(request: Any, default_size: int = DEFAULT_PAGE_SIZE) -> tuple[int, int]:
-    """``(page, page_size)`` from the query string; page_size capped at 100."""
-    page = _positive_int(request, "page", 1)
+    """``(page, page_size)`` from the query string; page_size capped at 100,
+    page at most :data:`MAX_PAGE` (a larger one is a 400, never an OFFSET
+    the database cannot bind)."""
+    page = _positive_int(request, "page", 1, MAX_PAGE)
     size = min(_positive_int(request, "page_size", default_size), MAX_PAGE_SIZE)
     return page, size
 

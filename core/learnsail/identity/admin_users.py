@@ -78,8 +78,8 @@ def user_query(*, role: str | None = None, status: str | None = None,
                                  sa.exists().where(UserRole.user_id == User.id, UserRole.role_id == role_id)))
     if registered_from:
         stmt = stmt.where(User.created_at >= _day_start(registered_from))
-    if registered_to:
-        stmt = stmt.where(User.created_at < _day_start(registered_to) + dt.timedelta(days=1))
+    if registered_to and registered_to < dt.date.max:  # the last day has no next day: no upper bound
+        stmt = stmt.where(User.created_at < _day_start(registered_to + dt.timedelta(days=1)))
     if search:
         term = search.strip().lower()
         stmt = stmt.where(sa.or_(*(sa.func.lower(column).contains(term, autoescape=True)
@@ -228,6 +228,9 @@ def _ensure_free(session: Session, values: Mapping[str, str | None], exclude_id:
     ensure_unique(session, exclude_id, **values)
 
 
+_taken_is_conflict = services.taken_is_conflict
+
+
 def create_user(session: Session, settings: Mapping[str, Any], pm: Any, *, username: str, password: str,
                 role: str = "student", email: str | None = None, phone: str | None = None,
                 is_active: bool = True, actor_id: int | None = None, ip: str | None = None) -> User:
@@ -238,10 +241,10 @@ def create_user(session: Session, settings: Mapping[str, Any], pm: Any, *, usern
     phone = services.normalise_phone(phone) if phone else None
     services.check_password(password, settings, username=username, email=email)
     _ensure_free(session, {"username": username, "email": email, "phone": phone})
-    user = services.create_user(session, username=username, password=password, role=role, email=email,
-                                phone=phone, pm=pm)
-    user.is_active = is_active
-    session.flush()
+    with _taken_is_conflict(session):
+        user = services.create_user(session, username=username, password=password, role=role, email=email,
+                                    phone=phone, pm=pm)
+        user.is_active = is_active
     _record(session, "create", user, actor_id, ip, after=snapshot(user))
     return user
 
@@ -275,9 +278,10 @@ def update_user(session: Session, user: User, values: Mapping[str, Any], *, acto
     before = snapshot(user)
     if "role" in changes:
         rbac.set_primary_role(session, user.id, _role(session, changes["role"]).id, actor_id=actor_id, ip=ip)
-    for key in ("username", "email", "phone"):
-        if key in changes:
-            setattr(user, key, changes[key])
+    with _taken_is_conflict(session):
+        for key in ("username", "email", "phone"):
+            if key in changes:
+                setattr(user, key, changes[key])
     if "email" in changes:
         user.email_verified = False
     if "phone" in changes:

@@ -13,7 +13,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from pyramid.response import Response
 
 from learnsail.api import Schema, Service, no_content, page_of
-from learnsail.api.validation import QuerySchema
+from learnsail.api.validation import Id, QuerySchema
 from learnsail.db.pagination import paginate
 from learnsail.identity import admin_users, audit, tokens
 from learnsail.identity.views import LoginEventSchema, ProfileSchema
@@ -44,7 +44,7 @@ class AdminUserQuery(QuerySchema):
 
 
 class AdminUserPath(Schema):
-    id = fields.Integer(required=True, strict=False)
+    id = Id(required=True)
 
 
 class AdminUserCreateSchema(Schema):

@@ -4,31 +4,30 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from learnsail.api import Service, page_of
-from learnsail.api.validation import QuerySchema, Schema
-from learnsail.db.pagination import paginate
+from learnsail.api.validation import Id, QuerySchema, Schema, UTCInstant
+from learnsail.db.pagination import MAX_PAGE, paginate
 from learnsail.identity.models import AuditEntry, User
 
 AUDIT_VIEW = "core:audit:view"
 
 
 class AuditQuerySchema(QuerySchema):
-    actor_id = fields.Integer(metadata={"description": "The account that made the change."})
+    actor_id = Id(metadata={"description": "The account that made the change."})
     action = fields.String(validate=validate.Length(min=1, max=64), metadata={
         "description": "Exact action (core:role:update), or a prefix ending in * (core:role:*)."})
     target_type = fields.String(validate=validate.Length(min=1, max=50), metadata={"example": "role"})
     target_id = fields.String(validate=validate.Length(min=1, max=64))
-    from_ = fields.AwareDateTime(data_key="from", default_timezone=dt.timezone.utc, metadata={
+    from_ = UTCInstant(data_key="from", metadata={
         "description": "Entries at or after this instant (ISO 8601; UTC when no offset is given)."})
-    to = fields.AwareDateTime(default_timezone=dt.timezone.utc, metadata={
+    to = UTCInstant(metadata={
         "description": "Entries before this instant (ISO 8601; UTC when no offset is given)."})
-    page = fields.Integer(validate=validate.Range(min=1))
+    page = fields.Integer(validate=validate.Range(min=1, max=MAX_PAGE))
     page_size = fields.Integer(validate=validate.Range(min=1), metadata={"description": "At most 100."})
 
     @validates_schema

@@ -17,6 +17,7 @@ from marshmallow import fields, validate
 from sqlalchemy.orm import Session
 
 from learnsail.api import PUBLIC, Schema, Service, no_content
+from learnsail.api.validation import Id
 from learnsail.errors import Conflict, NotFound, ValidationFailed
 from learnsail.identity import audit, rbac
 from learnsail.identity.models import Menu
@@ -162,7 +163,7 @@ class MenuNodeSchema(MenuOutSchema):
 
 class MenuCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    parent_id = fields.Integer(allow_none=True, load_default=None)
+    parent_id = Id(allow_none=True, load_default=None)
     path = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=255))
     icon = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
     sort_order = fields.Integer(load_default=0, validate=validate.Range(min=-1_000_000, max=1_000_000))
@@ -173,7 +174,7 @@ class MenuCreateSchema(Schema):
 
 class MenuUpdateSchema(Schema):
     name = fields.String(validate=validate.Length(min=1, max=50))
-    parent_id = fields.Integer(allow_none=True)
+    parent_id = Id(allow_none=True)
     path = fields.String(allow_none=True, validate=validate.Length(max=255))
     icon = fields.String(allow_none=True, validate=validate.Length(max=100))
     sort_order = fields.Integer(validate=validate.Range(min=-1_000_000, max=1_000_000))
@@ -182,7 +183,7 @@ class MenuUpdateSchema(Schema):
 
 
 class MenuPathSchema(Schema):
-    id = fields.Integer(required=True, strict=False)
+    id = Id(required=True)
 
 
 # --- services ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from learnsail.db import Base, TimestampMixin, UTCDateTime, utcnow
+from learnsail.db import Base, TimestampMixin, utcnow
 
 GENDERS = ("male", "female", "other")
 

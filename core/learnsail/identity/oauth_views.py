@@ -88,7 +88,7 @@ def _allowed_redirects(request: Any, platform: str) -> set[str]:
 
 
 @authorize.get(permission=PUBLIC, schema={"path": PlatformPath, "querystring": AuthorizeQuery},
-               responses={302: (None, "Redirect to the provider's consent page.")})
+               responses={302: (None, "Redirect to the provider's consent page.")}, errors=(404,))
 def authorize_view(request: Any) -> Any:
     """Redirect to the provider's consent page with a CSRF-safe state."""
     platform = request.validated["path"]["platform"]
@@ -104,7 +104,7 @@ def authorize_view(request: Any) -> Any:
 
 
 @callback.get(permission=PUBLIC, schema={"path": PlatformPath, "querystring": CallbackQuery},
-              responses={200: OAuthLoginSchema}, errors=(401, 503))
+              responses={200: OAuthLoginSchema}, errors=(401, 404, 503))
 def callback_view(request: Any) -> dict:
     """Exchange the code, then sign in (creating the account on first use)."""
     platform = request.validated["path"]["platform"]
@@ -128,7 +128,7 @@ def callback_view(request: Any) -> dict:
                      "role": user.role.name}}
 
 
-@bind.post(permission=SELF, schema=BindSchema, responses={200: BindResponseSchema}, errors=(409, 503))
+@bind.post(permission=SELF, schema=BindSchema, responses={200: BindResponseSchema}, errors=(404, 409, 503))
 def bind_view(request: Any) -> dict:
     """Bind the third-party account proven by ``code`` to the caller."""
     body = request.validated["body"]

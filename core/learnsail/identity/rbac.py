@@ -21,10 +21,11 @@ the same transaction as the change.  ``declared`` is the mapping
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import time
-from typing import Any, Collection, Iterable, Mapping
+from typing import Any, Collection, Iterable, Iterator, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -180,7 +181,7 @@ def _check_name(session: Session, name: str, exclude_id: int | None = None) -> s
     if exclude_id is not None:
         stmt = stmt.where(Role.id != exclude_id)
     if session.scalar(stmt) is not None:
-        raise Conflict(f"A role named {name!r} already exists.", {"name": ["Already used by another role."]})
+        raise _name_taken(name)
     return name
 
 
@@ -209,6 +210,23 @@ def _check_parent(session: Session, parent_id: int | None, role_id: int | None =
         node = roles[node].parent_id if node in roles else None
 
 
+@contextlib.contextmanager
+def _unique(session: Session, conflict: Conflict) -> Iterator[None]:
+    """Run the block and flush it in a savepoint: a unique index refusing
+    its rows (a request that created the same name or grant since the
+    check looked) is ``conflict``, not a 500, and the session stays usable."""
+    try:
+        with session.begin_nested():
+            yield
+            session.flush()
+    except sa.exc.IntegrityError:
+        raise conflict from None
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"A role named {name!r} already exists.", {"name": ["Already used by another role."]})
+
+
 def _set_grants(session: Session, role: Role, permissions: list[str]) -> None:
     session.execute(sa.delete(RolePermission).where(RolePermission.role_id == role.id))
     session.add_all(RolePermission(role_id=role.id, permission=p) for p in permissions)
@@ -226,9 +244,9 @@ def create_role(session: Session, declared: Mapping[str, Any], *, name: str, des
     name = _check_name(session, name)
     granted = _check_permissions(declared, permissions)
     _check_parent(session, parent_id)
-    role = Role(name=name, description=description or "", parent_id=parent_id, is_builtin=False)
-    session.add(role)
-    session.flush()
+    with _unique(session, _name_taken(name)):
+        role = Role(name=name, description=description or "", parent_id=parent_id, is_builtin=False)
+        session.add(role)
     _set_grants(session, role, granted)
     audit.record(session, action="core:role:create", target_type="role", target_id=role.id,
                  actor_id=actor_id, ip=ip, after=_snapshot(session, role))
@@ -261,12 +279,12 @@ def update_role(session: Session, declared: Mapping[str, Any], role_id: int, val
         session.execute(sa.update(RefreshToken).where(RefreshToken.role == role.name).values(role=name))
         for user_id in holder_ids(session, role.id):
             authcache.forget_user(session, user_id)
+    with _unique(session, _name_taken(name)):
         role.name = name
-    if "parent_id" in values:
-        role.parent_id = values["parent_id"]
-    if "description" in values:
-        role.description = values["description"] or ""
-    session.flush()
+        if "parent_id" in values:
+            role.parent_id = values["parent_id"]
+        if "description" in values:
+            role.description = values["description"] or ""
     after = _snapshot(session, role)
     attributes = ("name", "description", "parent_id")
     if any(before[key] != after[key] for key in attributes):
@@ -432,8 +450,9 @@ def add_identity(session: Session, user_id: int, role_id: int, *, actor_id: int 
         raise Conflict(f"The user already holds the role {role.name!r}.",
                        {"role_id": ["Already held by this user."]})
     before = _holding(session, user)
-    session.add(UserRole(user_id=user.id, role_id=role.id))
-    session.flush()
+    with _unique(session, Conflict(f"The user already holds the role {role.name!r}.",
+                                   {"role_id": ["Already held by this user."]})):
+        session.add(UserRole(user_id=user.id, role_id=role.id))
     authcache.forget_user(session, user.id)  # the policy remembers who holds what
     audit.record(session, action="core:user:role", target_type="user", target_id=user.id,
                  actor_id=actor_id, ip=ip, before=before, after=_holding(session, user))

@@ -15,6 +15,7 @@ from typing import Any
 from marshmallow import fields, validate
 
 from learnsail.api import Schema, Service, no_content
+from learnsail.api.validation import Id
 from learnsail.identity import rbac
 from learnsail.identity.acl import AuthenticatedResource
 from learnsail.identity.models import Role, User
@@ -53,7 +54,7 @@ class RoleOutSchema(Schema):
 class RoleCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=30))
     description = fields.String(load_default="", validate=validate.Length(max=1000))
-    parent_id = fields.Integer(allow_none=True, load_default=None,
+    parent_id = Id(allow_none=True, load_default=None,
                                metadata={"description": "Inherit every permission of this role."})
     permissions = _permission_list(load_default=list)
 
@@ -61,7 +62,7 @@ class RoleCreateSchema(Schema):
 class RoleUpdateSchema(Schema):
     name = fields.String(validate=validate.Length(min=1, max=30))
     description = fields.String(validate=validate.Length(max=1000))
-    parent_id = fields.Integer(allow_none=True)
+    parent_id = Id(allow_none=True)
     permissions = _permission_list()
 
 
@@ -70,16 +71,16 @@ class RolePermissionsSchema(Schema):
 
 
 class RolePathSchema(Schema):
-    id = fields.Integer(required=True, strict=False)
+    id = Id(required=True)
 
 
 class UserPathSchema(Schema):
-    id = fields.Integer(required=True, strict=False)
+    id = Id(required=True)
 
 
 class UserRolePathSchema(Schema):
-    id = fields.Integer(required=True, strict=False, metadata={"description": "The user."})
-    role_id = fields.Integer(required=True, strict=False)
+    id = Id(required=True, metadata={"description": "The user."})
+    role_id = Id(required=True)
 
 
 class PermissionInfoSchema(Schema):
@@ -89,7 +90,7 @@ class PermissionInfoSchema(Schema):
 
 
 class UserRoleAssignSchema(Schema):
-    role_id = fields.Integer(required=True)
+    role_id = Id(required=True)
 
 
 class UserRoleAssignedSchema(Schema):

@@ -3,11 +3,12 @@ and a login log, password policy and changes, profiles."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import secrets
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -115,6 +116,24 @@ def ensure_unique(session: Session, exclude_id: int | None = None, **values: str
             raise Conflict(f"This {field} is already registered.", {field: ["Already registered."]})
 
 
+@contextlib.contextmanager
+def taken_is_conflict(session: Session) -> Iterator[None]:
+    """Run the block and flush it in a savepoint: a unique index refusing a
+    username, email or phone taken since :func:`ensure_unique` looked (two
+    requests at once) is a :class:`Conflict` naming it, not a 500."""
+    try:
+        with session.begin_nested():
+            yield
+            session.flush()
+    except sa.exc.IntegrityError as exc:
+        text = str(exc.orig)
+        field = next((f for f in ("username", "email", "phone") if f"users.{f}" in text or f"users_{f}" in text),
+                     None)
+        if field is None:
+            raise
+        raise Conflict(f"This {field} is already registered.", {field: ["Already registered."]}) from None
+
+
 def create_user(session: Session, *, username: str, password: str, role: str = "student",
                 email: str | None = None, phone: str | None = None, pm: Any = None) -> User:
     """Create an account.  Raises :class:`Conflict` naming the taken field."""
@@ -126,8 +145,8 @@ def create_user(session: Session, *, username: str, password: str, role: str = "
     ensure_unique(session, username=username, email=email, phone=phone)
     user = User(username=username, email=email, phone=phone, role=roles[role],
                 password=passwords.hash_password(password))
-    session.add(user)
-    session.flush()
+    with taken_is_conflict(session):
+        session.add(user)
     if pm is not None:
         pm.hook.learnsail_user_created(user=user, session=session)
     return user
@@ -315,8 +334,9 @@ def update_profile(session: Session, user: User, values: Mapping[str, Any]) -> U
         user.email_verified = False
     if "phone" in account and account["phone"] != user.phone:
         user.phone_verified = False
-    for key, value in account.items():
-        setattr(user, key, value or (None if key != "username" else user.username))
+    with taken_is_conflict(session):
+        for key, value in account.items():
+            setattr(user, key, value or (None if key != "username" else user.username))
     if "avatar_url" in values:
         user.avatar_url = values["avatar_url"]
     profile_values = values.get("profile") or {}

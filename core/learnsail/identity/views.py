@@ -10,6 +10,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from learnsail.api import PUBLIC, Schema, Service, no_content, page_of
 from learnsail.api.errorviews import api_error_view
+from learnsail.api.validation import Id
 from learnsail.db.pagination import paginate
 from learnsail.errors import AuthFailed
 from learnsail.identity import services, tokens
@@ -27,7 +28,7 @@ class RegisterSchema(Schema):
     email = fields.String(validate=validate.Length(max=100))
     phone = fields.String(validate=validate.Length(max=20))
     password = fields.String(required=True, validate=validate.Length(max=1024))
-    role_id = fields.Integer(allow_none=True)
+    role_id = Id(allow_none=True)
 
     @validates_schema(skip_on_field_errors=False)
     def contact(self, data: dict, **kwargs: Any) -> None:

@@ -331,3 +331,4 @@ def auth_headers(app: Any) -> Callable[[Any], dict[str, str]]:
     return headers
 
 from learnsail.testing.identity import *  # noqa: F401,F403,E402
+from learnsail.testing.mail import *  # noqa: F401,F403,E402

@@ -18,7 +18,7 @@ come with the error envelope and its code.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 __all__ = ["check_matrix", "AuthorisationMismatch", "ADMIN_ONLY", "SIGNED_IN"]
 
