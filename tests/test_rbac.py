@@ -290,7 +290,7 @@ def test_a_child_role_inherits_its_parents_permissions(clients, testapp, users, 
     testapp.get("/api/v1/plugins", headers=token, status=200)
     # a child of a built-in role inherits the plugins' defaults for it
     under_teacher = create_role(clients, name="lead_teacher", parent_id=role_id(dbsession, "teacher"))
-    assert "core:account:self" in under_teacher["effective_permissions"]
+    assert "core:identity:switch" in under_teacher["effective_permissions"]
     assert under_teacher["default_permissions"] == []
     # cutting the link takes the inherited permission away at once
     clients["admin"].put_json(f"/api/v1/roles/{child['id']}", {"parent_id": None})

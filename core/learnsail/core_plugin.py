@@ -23,7 +23,7 @@ def learnsail_permissions():
         "core:plugins:view": ["admin"],
         "core:users:view": ["admin"],
         "core:users:manage": ["admin"],
-        "core:account:self": ["student", "teacher", "admin"],
+        "core:account:self": ["authenticated"],
         "core:roles:view": ["admin"],
         "core:roles:manage": ["admin"],
         "core:users:assign_role": ["admin"],

@@ -99,7 +99,10 @@ def summary(user: User, now: dt.datetime | None = None) -> dict[str, Any]:
         "role": user.role.name, "role_id": user.role_id, "status": status_of(user, now),
         "is_active": user.is_active, "email_verified": user.email_verified,
         "phone_verified": user.phone_verified, "avatar_url": user.avatar_url,
-        "failed_logins": user.failed_logins, "locked_until": user.locked_until,
+        "failed_logins": user.failed_logins,
+        # a past instant is only where failures start counting again (see services.unlock)
+        "locked_until": user.locked_until if user.locked_until and user.locked_until > (now or tokens.now())
+        else None,
         "last_login": user.last_login, "created_at": user.created_at, "updated_at": user.updated_at,
         "deleted_at": user.deleted_at,
     }

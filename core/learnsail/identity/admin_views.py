@@ -12,6 +12,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 from pyramid.response import Response
 
+from learnsail.errors import PermissionDenied
 from learnsail.api import Schema, Service, no_content, page_of
 from learnsail.api.validation import Id, QuerySchema
 from learnsail.db.pagination import paginate
@@ -128,10 +129,20 @@ def list_users(request: Any) -> dict:
     return paginate(request, request.db, stmt, lambda u: admin_users.summary(u, now))
 
 
+def _may_assign(request: Any, role: str | None, *, default: str) -> None:
+    """Managing accounts does not include handing out roles: that is
+    core:users:assign_role, as for PUT /users/{id}/role."""
+    if role is not None and role != default and not request.has_permission("core:users:assign_role"):
+        raise PermissionDenied("Assigning roles needs the core:users:assign_role permission.",
+                               {"role": ["You may not assign roles."]})
+
+
 @users.post(permission=MANAGE, schema=AdminUserCreateSchema, responses={201: AdminUserSchema}, errors=(409,))
 def create_user(request: Any) -> dict:
-    """Create an account with any role."""
+    """Create an account; a role other than student also needs
+    core:users:assign_role."""
     body = request.validated["body"]
+    _may_assign(request, body.get("role", "student"), default="student")
     created = admin_users.create_user(request.db, request.registry.settings, request.registry["learnsail.pm"],
                                       **body, **_actor(request))
     request.response.status = 201
@@ -163,7 +174,8 @@ def get_user(request: Any) -> dict:
           errors=(409,))
 def update_user(request: Any) -> dict:
     """Change the username, email, phone, role or active flag (only the
-    fields given)."""
+    fields given); changing the role also needs core:users:assign_role."""
+    _may_assign(request, request.validated["body"].get("role"), default=_target(request).role.name)
     changed = admin_users.update_user(request.db, _target(request), request.validated["body"], **_actor(request))
     return admin_users.summary(changed)
 

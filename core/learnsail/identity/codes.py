@@ -144,13 +144,14 @@ def reset_password(session: Session, settings: Mapping[str, Any], *, code: str, 
     stops working and a lockout ends (the owner proved who they are)."""
     channel, destination, clause = reset_destination(email=email, phone=phone)
     user = _live_user(session, clause)
-    services.check_password(new_password, settings, field="new_password",
-                            username=user.username if user else None, email=user.email if user else None)
     if user is None:
         raise CodeRejected(WRONG)  # no code was ever sent: the same answer as a wrong one
     row = consume(session, settings, purposes=[PASSWORD_RESET], destination=destination, code=code)
     if row.user_id != user.id:
         raise CodeRejected(WRONG)  # the address moved to another account since
+    # only now, with the code proven: the policy's answer names the account's email
+    services.check_password(new_password, settings, field="new_password", username=user.username,
+                            email=user.email)
     user.password = passwords.hash_password(new_password)
     services.unlock(user)
     if channel == EMAIL:

@@ -105,6 +105,8 @@ class SecurityPolicy:
             granted = rbac.permissions_for(request.registry, request.db, auth.role)
         if permission in granted:
             return Allowed(f"role {auth.role} holds {permission}")
+        if rbac.AUTHENTICATED in request.registry.get("learnsail.permissions", {}).get(permission, ()):
+            return Allowed(f"every signed-in identity holds {permission}")
         return Denied(f"role {auth.role} lacks {permission}")
 
     def remember(self, request: Any, userid: Any, **kw: Any) -> list:

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from learnsail.errors import AuthFailed
+from learnsail.errors import Conflict, AuthFailed
 from learnsail.identity import audit, passwords, rbac, services, tokens
 from learnsail.identity.models import (AuditEntry, LoginEvent, OAuthAccount, RefreshToken, User,
                                        VerificationCode)
@@ -106,6 +106,9 @@ def erase(session: Session, pm: Any, user: User, password: str) -> None:
     ok, _ = passwords.verify_password(user.password, password)
     if not ok:
         raise AuthFailed("The password is wrong.", {"password": ["Incorrect."]})
+    if services.is_last_admin(session, user):
+        raise Conflict("The platform's last administrator cannot be erased; make someone else admin first.",
+                       {"role": ["The last administrator."]})
     user_id = user.id
     pm.hook.learnsail_user_erased(user_id=user_id, session=session)
     destinations = [value for value in (user.email, user.phone) if value]

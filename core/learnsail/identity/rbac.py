@@ -35,6 +35,8 @@ from learnsail.identity import audit, authcache
 from learnsail.identity.models import RefreshToken, Role, RolePermission, User, UserRole
 
 ADMIN_ROLE = "admin"
+#: in learnsail_permissions grants: every signed-in identity, whatever its role
+AUTHENTICATED = "authenticated"
 CACHE_KEY = "learnsail.permission_cache"
 CACHE_SECONDS = 5.0
 

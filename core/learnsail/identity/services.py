@@ -172,6 +172,15 @@ def register(session: Session, settings: Mapping[str, Any], pm: Any, *, username
                        email=normalised_email, phone=phone, pm=pm)
 
 
+def is_last_admin(session: Session, user: User) -> bool:
+    """Is ``user`` the only active administrator (primary role admin)?"""
+    if user.role.name != ADMIN_ROLE:
+        return False
+    others = session.scalar(sa.select(sa.func.count()).select_from(User).where(
+        User.role_id == user.role_id, User.id != user.id, User.is_active.is_(True), User.deleted_at.is_(None)))
+    return not others
+
+
 def ensure_admin(session: Session, username: str | None, password: str | None,
                  pm: Any = None) -> tuple[User | None, str | None]:
     """Create an admin when the platform has none.
@@ -180,7 +189,8 @@ def ensure_admin(session: Session, username: str | None, password: str | None,
     already exists; the password is returned only when it was generated.
     """
     roles = ensure_default_roles(session)
-    if session.scalar(sa.select(User.id).where(User.role_id == roles[ADMIN_ROLE].id).limit(1)):
+    if session.scalar(sa.select(User.id).where(User.role_id == roles[ADMIN_ROLE].id, User.is_active.is_(True),
+                                               User.deleted_at.is_(None)).limit(1)):
         return None, None
     generated = None
     if not password:
@@ -193,9 +203,9 @@ def ensure_admin(session: Session, username: str | None, password: str | None,
 
 def _find(session: Session, *, username: str | None, email: str | None, phone: str | None) -> User | None:
     if username:
-        clause = User.username == username
+        clause = sa.func.lower(User.username) == username.lower()  # as uniqueness: case-insensitive
     elif email:
-        clause = User.email == email.strip().lower()
+        clause = sa.func.lower(User.email) == email.strip().lower()
     elif phone:
         try:
             clause = User.phone == normalise_phone(phone)
@@ -239,7 +249,8 @@ def _recent_failures(session: Session, user: User, settings: Mapping[str, Any], 
     if last_success is not None and last_success > since:
         since = last_success
     return session.scalar(sa.select(sa.func.count()).select_from(LoginEvent).where(
-        LoginEvent.user_id == user.id, LoginEvent.success.is_(False), LoginEvent.created_at > since)) or 0
+        LoginEvent.user_id == user.id, LoginEvent.success.is_(False), LoginEvent.reason == "bad_credentials",
+        LoginEvent.created_at > since)) or 0
 
 
 def login(session: Session, settings: Mapping[str, Any], pm: Any, *, password: str, ip: str,
@@ -264,7 +275,10 @@ def login(session: Session, settings: Mapping[str, Any], pm: Any, *, password: s
     try:
         user = authenticate(session, password, username=username, email=email, phone=phone)
     except AuthFailed:
-        if user is not None:
+        if user is not None and not user.is_active:
+            record_login(session, user=user, identifier=identifier, ip=ip, user_agent=user_agent,
+                         method="password", success=False, reason="disabled")
+        elif user is not None:
             record_login(session, user=user, identifier=identifier, ip=ip, user_agent=user_agent,
                          method="password", success=False, reason="bad_credentials")
             session.flush()
@@ -303,7 +317,8 @@ def signed_in(session: Session, pm: Any, user: User, *, identifier: str, ip: str
 
 
 def unlock(user: User) -> None:
-    user.locked_until = None
+    """End a lockout; failures before now no longer count towards the next."""
+    user.locked_until = tokens.now()  # in the past from now on: a marker, not a lock
     user.failed_logins = 0
 
 

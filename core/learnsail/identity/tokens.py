@@ -104,7 +104,7 @@ def issue_pair(session: Session, settings: Mapping[str, Any], user: Any, role: s
     session.add(RefreshToken(jti=claims["jti"], family=family, user_id=user.id, role=role,
                              expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)))
     return {
-        "access_token": issue(settings, user.id, "access", access_ttl, role=role),
+        "access_token": issue(settings, user.id, "access", access_ttl, role=role, fam=family),
         "refresh_token": refresh,
         "token_type": "Bearer",
         "expires_in": access_ttl,

@@ -13,7 +13,7 @@ from learnsail.api.errorviews import api_error_view
 from learnsail.api.validation import Id
 from learnsail.db.pagination import paginate
 from learnsail.errors import AuthFailed
-from learnsail.identity import services, tokens
+from learnsail.identity import audit, services, tokens
 from learnsail.identity.models import GENDERS, LoginEvent, User
 
 SELF = "core:account:self"
@@ -204,6 +204,9 @@ def login_view(request: Any) -> Any:
         # and the lockout counter.
         return api_error_view(exc, request)
     pair = tokens.issue_pair(request.db, settings, user, user.role.name)
+    if user.role.name == services.ADMIN_ROLE:
+        audit.record(request.db, action="core:user:admin_login", target_type="user", target_id=user.id,
+                     actor_id=user.id, ip=ip, after={"user_agent": agent[:255]})
     return {**pair, "user": {"id": user.id, "username": user.username, "email": user.email,
                              "role": user.role.name}}
 
@@ -225,9 +228,12 @@ def logout_view(request: Any) -> Any:
     (with everywhere=true, every session of the account)."""
     body = request.validated["body"]
     user = request.identity
-    tokens.revoke_access(request.db, request.token_claims)
+    claims = request.token_claims
+    tokens.revoke_access(request.db, claims)
     if body.get("everywhere"):
         tokens.revoke_all(request.db, user)
+    elif claims.get("fam"):
+        tokens.revoke_family(request.db, claims["fam"])  # this session's refresh tokens
     elif body.get("refresh_token"):
         try:
             claims = tokens.decode(request.registry.settings, body["refresh_token"], "refresh")
@@ -256,6 +262,8 @@ def put_profile(request: Any) -> dict:
 def password_change_view(request: Any) -> Any:
     """Change the password; every token issued before stops working."""
     body = request.validated["body"]
+    request.rate_limit("password-change", str(request.identity.id),
+                       request.registry.settings["learnsail.ratelimit_login_account"])
     services.change_password(request.db, request.registry.settings, request.identity,
                              body["old_password"], body["new_password"])
     return no_content(request)
