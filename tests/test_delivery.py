@@ -202,10 +202,10 @@ def test_a_plugin_adds_an_sms_provider_and_a_missing_one_stops_startup(tmp_path)
 
     class Gateway:
         def __init__(self, settings: Any) -> None:
-            self.settings = settings
+            self.settings, self.sent = settings, []
 
         def send(self, phone: str, template: str, params: Any) -> None:
-            raise NotImplementedError
+            self.sent.append((phone, template, params))
 
     config = configure({**base, "learnsail.sms_provider": "gateway"}, environ=isolated_environ())
     config.add_sms_provider("gateway", Gateway)
