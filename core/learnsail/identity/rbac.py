@@ -437,10 +437,17 @@ def set_primary_role(session: Session, user_id: int, role_id: int, *, actor_id: 
     if not still_holds_old:
         _end_sessions_of(session, user, old)
     session.flush()
-    authcache.forget_user(session, user.id)  # the policy remembers who holds what
+    _identities_changed(session, user, before, actor_id, ip)
+    return user
+
+
+def _identities_changed(session: Session, user: User, before: Any, actor_id: int | None,
+                        ip: str | None) -> None:
+    """After any change of who holds what: the policy's cache forgets the
+    user, and the audit log records before and after."""
+    authcache.forget_user(session, user.id)
     audit.record(session, action="core:user:role", target_type="user", target_id=user.id,
                  actor_id=actor_id, ip=ip, before=before, after=_holding(session, user))
-    return user
 
 
 def add_identity(session: Session, user_id: int, role_id: int, *, actor_id: int | None = None,
@@ -455,9 +462,7 @@ def add_identity(session: Session, user_id: int, role_id: int, *, actor_id: int 
     with _unique(session, Conflict(f"The user already holds the role {role.name!r}.",
                                    {"role_id": ["Already held by this user."]})):
         session.add(UserRole(user_id=user.id, role_id=role.id))
-    authcache.forget_user(session, user.id)  # the policy remembers who holds what
-    audit.record(session, action="core:user:role", target_type="user", target_id=user.id,
-                 actor_id=actor_id, ip=ip, before=before, after=_holding(session, user))
+    _identities_changed(session, user, before, actor_id, ip)
     return user
 
 
@@ -481,9 +486,7 @@ def remove_identity(session: Session, user_id: int, role_id: int, *, actor_id: i
     session.delete(link)
     _end_sessions_of(session, user, role)
     session.flush()
-    authcache.forget_user(session, user.id)  # the policy remembers who holds what
-    audit.record(session, action="core:user:role", target_type="user", target_id=user.id,
-                 actor_id=actor_id, ip=ip, before=before, after=_holding(session, user))
+    _identities_changed(session, user, before, actor_id, ip)
     return user
 
 
