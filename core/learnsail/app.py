@@ -89,6 +89,12 @@ def configure(raw: Mapping[str, Any] | None = None, environ: Mapping[str, str] |
     config.include("learnsail.ratelimit")
     config.include("learnsail.delivery")
     config.include("learnsail.identity")
+    config.include("learnsail.cache")
+    config.include("learnsail.tasks")
+    config.include("learnsail.storage")
+    config.include("learnsail.realtime")
+    config.include("learnsail.notifications")
+    config.include("learnsail.webhooks")
     config.include("learnsail.ops")
 
     pm = plugin_set.manager

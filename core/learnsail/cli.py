@@ -1,4 +1,4 @@
-"""The ``learnsail`` command: init, serve, db, plugins.
+"""The ``learnsail`` command: init, serve, worker, beat, db, plugins.
 
 Settings come from an optional ini file (``-c``/``LEARNSAIL_CONFIG``) and
 ``LEARNSAIL_*`` environment variables.
@@ -90,6 +90,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from learnsail.app import make_app
 
     app = make_app(_read_ini(args.config))
+    from learnsail.tasks import EmbeddedScheduler, is_embedded
+
+    if is_embedded(app.registry) and not args.no_scheduler:
+        # no broker, so no `learnsail beat`: the periodic tasks run in this process
+        EmbeddedScheduler(app.registry).start()
     proxy = app.registry.settings.get("learnsail.trusted_proxy") or None
     print(f"learnsail {__version__} serving on http://{args.host}:{args.port} "
           f"(API docs at http://{args.host}:{args.port}/api/docs)"
@@ -100,6 +105,65 @@ def cmd_serve(args: argparse.Namespace) -> int:
                    "trusted_proxy_headers": "x-forwarded-for x-forwarded-proto x-forwarded-host",
                    "clear_untrusted_proxy_headers": True}
     waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="learnsail", **options)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from learnsail.app import make_app
+    from learnsail.tasks import run_worker
+
+    app = make_app(_read_ini(args.config))
+    return run_worker(app.registry, queues=args.queues, concurrency=args.concurrency, pool=args.pool,
+                      loglevel=args.loglevel)
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    from learnsail.app import make_app
+    from learnsail.tasks import run_beat
+
+    app = make_app(_read_ini(args.config))
+    return run_beat(app.registry, loglevel=args.loglevel)
+
+
+def _embedded_realtime(args: argparse.Namespace, registry: Any) -> Any:
+    """The WebSocket gateway beside the web app, in a background thread:
+    always with the in-process bus (only a gateway of this process sees its
+    events), with Redis only when --realtime-port is given; never with
+    --no-realtime."""
+    from learnsail.realtime.bus import MemoryBus
+    from learnsail.realtime.gateway import start_in_thread
+
+    if args.no_realtime:
+        return None
+    if args.realtime_port is None and not isinstance(registry["learnsail.realtime.bus"], MemoryBus):
+        print("realtime: events go through learnsail.realtime_bus_url; run `learnsail realtime` "
+              "for the WebSocket gateway", flush=True)
+        return None
+    try:
+        gateway = start_in_thread(registry, host=args.realtime_host, port=args.realtime_port)
+    except OSError as exc:  # the port is taken: the web app still serves
+        print(f"realtime: warning: the WebSocket gateway could not start ({exc}); serving without it "
+              f"(choose --realtime-port, or --no-realtime)", file=sys.stderr, flush=True)
+        return None
+    print(f"realtime WebSocket gateway on {gateway.url}", flush=True)
+    return gateway
+
+
+def cmd_realtime(args: argparse.Namespace) -> int:
+    from learnsail.realtime.bus import MemoryBus
+    from learnsail.realtime.gateway import build_registry, run
+
+    registry = build_registry(_read_ini(args.config))
+    bus = registry["learnsail.realtime.bus"]
+    if isinstance(bus, MemoryBus):
+        print("realtime: warning: learnsail.realtime_bus_url is empty, so this gateway sees only events "
+              "published in its own process; set it to redis://... or use the gateway that "
+              "`learnsail serve` embeds", file=sys.stderr, flush=True)
+
+    def announce(gateway: Any) -> None:
+        print(f"learnsail {__version__} realtime gateway on {gateway.url} (bus: {bus.url})", flush=True)
+
+    run(registry, host=args.host, port=args.port, announce=announce)
     return 0
 
 
@@ -209,6 +273,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=6543)
     serve.add_argument("--threads", type=int, default=8)
+    serve.add_argument("--no-scheduler", action="store_true",
+                       help="without a broker, do not run the periodic tasks in this process")
+
+    worker = sub.add_parser("worker", help="run a Celery worker for the background tasks "
+                                           "(needs learnsail.broker_url)")
+    worker.add_argument("-Q", "--queues", default="",
+                        help="queues to consume, comma separated (default: every declared queue)")
+    worker.add_argument("-c", "--concurrency", type=int, default=0,
+                        help="worker processes (default: the number of CPUs)")
+    worker.add_argument("--pool", default="prefork", choices=("prefork", "threads", "solo"))
+    worker.add_argument("--loglevel", default="INFO")
+
+    beat = sub.add_parser("beat", help="run the scheduler of the periodic tasks (celery beat; "
+                                       "without a broker, runs them in this process)")
+    beat.add_argument("--loglevel", default="INFO")
+
+    serve.add_argument("--realtime-host", default=None,
+                       help="address of the embedded WebSocket gateway (default: learnsail.realtime_host)")
+    serve.add_argument("--realtime-port", type=int, default=None,
+                       help="port of the embedded WebSocket gateway (default: learnsail.realtime_port); "
+                            "given, it starts even with a Redis bus")
+    serve.add_argument("--no-realtime", action="store_true", help="do not start the embedded WebSocket gateway")
+    realtime = sub.add_parser("realtime", help="run a WebSocket gateway (with a Redis bus, any number of them)")
+    realtime.add_argument("--host", default=None, help="listen address (default: learnsail.realtime_host)")
+    realtime.add_argument("--port", type=int, default=None, help="port (default: learnsail.realtime_port)")
 
     plugins = sub.add_parser("plugins", help="list installed plugins")
     plugins.add_argument("--json", action="store_true")
@@ -233,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"init": cmd_init, "serve": cmd_serve, "plugins": cmd_plugins, "db": cmd_db}
+COMMANDS = {"init": cmd_init, "serve": cmd_serve, "plugins": cmd_plugins, "db": cmd_db,
+            "worker": cmd_worker, "beat": cmd_beat}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,8 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception as exc:
         from alembic.util import CommandError
+        from pyramid.exceptions import ConfigurationError
 
-        if isinstance(exc, CommandError):
+        if isinstance(exc, (CommandError, ConfigurationError)):
             print(f"learnsail: error: {exc}", file=sys.stderr)
             return 1
         raise

@@ -12,14 +12,22 @@ from learnsail.settings import CORE_SETTINGS
 
 @hookimpl
 def learnsail_settings():
+    from learnsail import cache, notifications, realtime, storage, tasks, webhooks
     from learnsail.identity.oauth import SETTINGS as OAUTH_SETTINGS
 
-    return [*CORE_SETTINGS, *OAUTH_SETTINGS]
+    return [*CORE_SETTINGS, *OAUTH_SETTINGS, *cache.SETTINGS, *tasks.SETTINGS, *storage.SETTINGS,
+            *notifications.SETTINGS, *realtime.SETTINGS, *webhooks.SETTINGS]
 
 
 @hookimpl
 def learnsail_permissions():
+    from learnsail import cache, notifications, realtime, storage, tasks, webhooks
+
+    services = {}
+    for module in (cache, tasks, storage, notifications, realtime, webhooks):
+        services.update(module.PERMISSIONS)
     return {
+        **services,
         "core:plugins:view": ["admin"],
         "core:users:view": ["admin"],
         "core:users:manage": ["admin"],
@@ -31,6 +39,18 @@ def learnsail_permissions():
         "core:menus:manage": ["admin"],
         "core:audit:view": ["admin"],
     }
+
+
+@hookimpl
+def learnsail_periodic_tasks(settings):
+    from learnsail import cache, notifications, realtime, storage, tasks, webhooks
+
+    found = []
+    for module in (tasks, cache, storage, notifications, realtime, webhooks):
+        declare = getattr(module, "periodic_tasks", None)
+        if declare is not None:
+            found.extend(declare(settings) or ())
+    return found
 
 
 @hookimpl

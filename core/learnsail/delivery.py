@@ -29,8 +29,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Callable, Mapping, Protocol
 
-import transaction
 from pyramid.exceptions import ConfigurationError
+
+from learnsail.aftercommit import on_commit, registry_of
 
 log = logging.getLogger("learnsail.delivery")
 
@@ -149,24 +150,9 @@ def _send_logged(what: str, send: Callable[..., None], args: tuple) -> None:
 
 # --- queuing on the transaction ---------------------------------------------
 
-def _registry(target: Any) -> Any:
-    """The registry of a request, of a request's SQLAlchemy session, or itself."""
-    info = getattr(target, "info", None)
-    if isinstance(info, dict) and "learnsail.registry" in info:
-        return info["learnsail.registry"]
-    return getattr(target, "registry", target)
-
-
 def _after_commit(target: Any, tm: Any, what: str, send: Callable[..., None], *args: Any) -> None:
-    delivery: Delivery = _registry(target)["learnsail.delivery"]
-    info = getattr(target, "info", None)  # a SQLAlchemy session: its request's transaction
-    manager = tm or getattr(target, "tm", None) or (info or {}).get("learnsail.tm") or transaction.manager
-    manager.get().addAfterCommitHook(_hand_over, (delivery, what, send, args))
-
-
-def _hand_over(committed: bool, delivery: Delivery, what: str, send: Callable[..., None], args: tuple) -> None:
-    if committed:
-        delivery.submit(what, send, delivery, *args)
+    delivery: Delivery = registry_of(target)["learnsail.delivery"]
+    on_commit(target, delivery.submit, what, send, delivery, *args, tm=tm, what=what)
 
 
 # the channels are looked up when sending, so swapping one (tests) takes effect at once
@@ -188,7 +174,7 @@ def send_email(target: Any, to: str, subject: str, body: str, *, html: str | Non
     transaction of ``tm``, or of the thread's default manager).  The message
     is built now, so a malformed address fails the caller, not the send.
     """
-    delivery: Delivery = _registry(target)["learnsail.delivery"]
+    delivery: Delivery = registry_of(target)["learnsail.delivery"]
     message = delivery.email_message(to, subject, body, html)
     _after_commit(target, tm, f"email to {to}", _send_email, message)
 

@@ -47,6 +47,17 @@ def learnsail_permissions():
 
 
 @hookspec
+def learnsail_periodic_tasks(settings):
+    """Declare the plugin's periodic tasks (run by ``learnsail beat``).
+
+    Return a list of :class:`learnsail.tasks.Periodic`: a name, the name of
+    a task the plugin declared with :func:`learnsail.tasks.task`, and a
+    schedule (``every=`` seconds or ``cron=`` a crontab expression).
+    ``settings`` are the app's settings, so intervals can be configurable.
+    """
+
+
+@hookspec
 def learnsail_demo_data(session, settings):
     """Load the plugin's sample data for ``learnsail init`` (the demo).
 
@@ -148,10 +159,49 @@ def learnsail_is_enrolled(user_id, course_id, session):
 # --- realtime -------------------------------------------------------------
 
 @hookspec(firstresult=True)
-def learnsail_channel_authorize(user, channel):
+def learnsail_channel_authorize(user, channel, session):
     """May ``user`` subscribe to the realtime ``channel`` (a string such as
     ``"live:42"``)?  The plugin owning the channel's prefix answers True or
-    False; None for channels it does not own.  Unanswered means denied."""
+    False; None for channels it does not own.  Unanswered means denied.
+
+    Called by the realtime gateway (outside any request) with ``session``, a
+    short-lived read-only SQLAlchemy session.
+    """
+
+
+# --- services -------------------------------------------------------------
+
+@hookspec
+def learnsail_notification_types():
+    """Declare the notification types the plugin sends.
+
+    Return a list of :class:`learnsail.notifications.NotificationType`: a
+    name (``"<plugin>.<what>"``), a description shown in the preferences, and
+    the channels on by default (``in_app``, ``email``, ``sms``).  Users change
+    their own preferences per type and channel.
+    """
+
+
+@hookspec
+def learnsail_webhook_events():
+    """Declare the event types the plugin emits to webhooks.
+
+    Return a dict ``{"<plugin>.<event>": "description"}``.  Emit one with
+    :func:`learnsail.webhooks.emit` in the transaction that makes the change.
+    Admins subscribe endpoints to declared types only.
+    """
+
+
+@hookspec(firstresult=True)
+def learnsail_file_access(user, file, action, session):
+    """May ``user`` (None when anonymous) ``action`` (``"read"`` or
+    ``"write"``) the stored ``file`` (a :class:`learnsail.storage.models.StoredFile`)?
+
+    Asked for files that a plugin attached to its own objects
+    (``file.related_type`` names the plugin's object, e.g. ``"courses.lesson"``):
+    the plugin owning that type answers True or False, others None.  Owners
+    and admins always may; unanswered means the file's own visibility rule.
+    """
 
 
 # --- analytics ------------------------------------------------------------

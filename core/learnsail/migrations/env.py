@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from learnsail.db import Base, make_engine
-import learnsail.identity.models  # noqa: F401  (the core tables)
+import learnsail.core_models  # noqa: F401  (the core tables)
 from learnsail.migrations import table_owner
 
 config = context.config

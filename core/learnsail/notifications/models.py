@@ -1,0 +1,3 @@
+"""The notifications tables (core branch)."""
+
+from __future__ import annotations

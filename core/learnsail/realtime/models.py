@@ -1,0 +1,3 @@
+"""The realtime tables (core branch)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""The storage tables (core branch)."""
+
+from __future__ import annotations

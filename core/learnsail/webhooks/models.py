@@ -1,0 +1,3 @@
+"""The webhooks tables (core branch)."""
+
+from __future__ import annotations
