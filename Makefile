@@ -22,6 +22,8 @@ venv:
 install: venv
 	$(PIP) install -e . $(foreach d,$(PLUGIN_DIRS),-e $(d))
 
+# `learnsail serve` also starts the realtime WebSocket gateway, printing its
+# URL (ws://127.0.0.1:6544/ws by default; ARGS="--realtime-port N" moves it).
 run: install
 	$(VENV_BIN)/learnsail init
 	$(VENV_BIN)/learnsail serve $(ARGS)

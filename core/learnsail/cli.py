@@ -1,4 +1,4 @@
-"""The ``learnsail`` command: init, serve, worker, beat, db, plugins.
+"""The ``learnsail`` command: init, serve, worker, beat, realtime, db, plugins.
 
 Settings come from an optional ini file (``-c``/``LEARNSAIL_CONFIG``) and
 ``LEARNSAIL_*`` environment variables.
@@ -99,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"learnsail {__version__} serving on http://{args.host}:{args.port} "
           f"(API docs at http://{args.host}:{args.port}/api/docs)"
           + (f", trusting the proxy at {proxy}" if proxy else ""), flush=True)
+    _embedded_realtime(args, app.registry)
     options: dict = {}
     if proxy:
         options = {"trusted_proxy": proxy, "trusted_proxy_count": 1,
@@ -141,7 +142,7 @@ def _embedded_realtime(args: argparse.Namespace, registry: Any) -> Any:
         return None
     try:
         gateway = start_in_thread(registry, host=args.realtime_host, port=args.realtime_port)
-    except OSError as exc:  # the port is taken: the web app still serves
+    except (OSError, RuntimeError) as exc:  # the port is taken, Redis is down: the web app still serves
         print(f"realtime: warning: the WebSocket gateway could not start ({exc}); serving without it "
               f"(choose --realtime-port, or --no-realtime)", file=sys.stderr, flush=True)
         return None
@@ -150,7 +151,7 @@ def _embedded_realtime(args: argparse.Namespace, registry: Any) -> Any:
 
 
 def cmd_realtime(args: argparse.Namespace) -> int:
-    from learnsail.realtime.bus import MemoryBus
+    from learnsail.realtime.bus import MemoryBus, safe_url
     from learnsail.realtime.gateway import build_registry, run
 
     registry = build_registry(_read_ini(args.config))
@@ -161,9 +162,13 @@ def cmd_realtime(args: argparse.Namespace) -> int:
               "`learnsail serve` embeds", file=sys.stderr, flush=True)
 
     def announce(gateway: Any) -> None:
-        print(f"learnsail {__version__} realtime gateway on {gateway.url} (bus: {bus.url})", flush=True)
+        print(f"learnsail {__version__} realtime gateway on {gateway.url} (bus: {safe_url(bus.url)})", flush=True)
 
-    run(registry, host=args.host, port=args.port, announce=announce)
+    try:
+        run(registry, host=args.host, port=args.port, announce=announce)
+    except (OSError, RuntimeError) as exc:  # the port is taken, the bus does not answer
+        print(f"learnsail: error: the realtime gateway could not start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -324,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"init": cmd_init, "serve": cmd_serve, "plugins": cmd_plugins, "db": cmd_db,
             "worker": cmd_worker, "beat": cmd_beat}
+COMMANDS["realtime"] = cmd_realtime
 
 
 def main(argv: Sequence[str] | None = None) -> int:
