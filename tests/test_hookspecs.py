@@ -188,10 +188,10 @@ def test_learnsail_channel_authorize_owner_answers():
         plugin("community", learnsail_channel_authorize=lambda user, channel:
                True if channel.startswith("room:") else None),
     )
-    assert pm.hook.learnsail_channel_authorize(user="alice", channel="live:1") is True
-    assert pm.hook.learnsail_channel_authorize(user="bob", channel="live:1") is False
-    assert pm.hook.learnsail_channel_authorize(user="bob", channel="room:3") is True
-    assert pm.hook.learnsail_channel_authorize(user="bob", channel="other:3") is None
+    assert pm.hook.learnsail_channel_authorize(user="alice", channel="live:1", session=None) is True
+    assert pm.hook.learnsail_channel_authorize(user="bob", channel="live:1", session=None) is False
+    assert pm.hook.learnsail_channel_authorize(user="bob", channel="room:3", session=None) is True
+    assert pm.hook.learnsail_channel_authorize(user="bob", channel="other:3", session=None) is None
 
 
 def test_learnsail_metrics_collects_every_plugin():
