@@ -365,3 +365,42 @@ def test_documented_id_ranges(testapp):
     (param,) = doc["paths"]["/api/v1/roles/{id}"]["get"]["parameters"]
     assert param["schema"]["minimum"] == 1
     assert param["schema"]["maximum"] == BIG - 1
+
+
+def test_a_collision_at_commit_time_is_replayed_too(file_sqlite_app):
+    """A sign-in writes its log entry only when the transaction commits: a
+    SQLITE_BUSY there (another process committed since the request's first
+    read) is replayed like one raised in the view, not answered 500."""
+    import sqlite3
+
+    import webtest
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from learnsail.identity.services import create_user
+
+    app, path = file_sqlite_app
+    engine = app.registry["learnsail.db_engine"]
+    with Session(engine) as session:
+        create_user(session, username="busy_login", password="correct horse battery",
+                    email="busy_login@example.com")
+        session.commit()
+    inserts = []
+
+    def collide(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO login_events"):
+            inserts.append(statement)
+            if len(inserts) == 1:
+                other = sqlite3.connect(path, isolation_level=None)
+                other.execute("CREATE TABLE IF NOT EXISTS busy_probe (n INTEGER)")
+                other.execute("INSERT INTO busy_probe VALUES (1)")
+                other.close()
+
+    event.listen(engine, "before_cursor_execute", collide)
+    try:
+        client = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+        response = client.post_json("/api/v1/users/login", {"username": "busy_login",
+                                                             "password": "correct horse battery"}, status=200)
+    finally:
+        event.remove(engine, "before_cursor_execute", collide)
+    assert len(inserts) == 2 and response.json["access_token"]

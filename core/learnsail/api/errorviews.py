@@ -90,6 +90,13 @@ def _will_retry(request: Any, exc: Exception) -> bool:
 
 def server_error_view(exc: Exception, request: Any) -> Response:
     if _will_retry(request, exc):
+        # pyramid_tm tags errors raised in the view, but not those of the
+        # commit (a write flushed only then, like a sign-in's log entry):
+        # tag them here so that pyramid_retry replays the request too
+        from pyramid_retry import IRetryableError
+        from zope.interface import alsoProvides
+
+        alsoProvides(exc, IRetryableError)
         log.warning("retrying %s %s after a transient error: %s", request.method, request.path_qs,
                     str(exc).partition("\n")[0])
     else:
