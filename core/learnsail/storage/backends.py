@@ -587,8 +587,11 @@ class S3Storage(Storage):
         return self.stat(key)
 
     def check(self) -> None:
+        """The server answers and the bucket exists; a missing bucket is
+        created, as the first write would (a fresh deployment is healthy)."""
         if not self._call("bucket check", self.client.bucket_exists, self.bucket):
-            raise StorageError(f"bucket {self.bucket!r} does not exist on {self.endpoint}")
+            self._bucket_ready = False
+            self._ensure_bucket()
 
 
 def _drain(iterator: Iterable[Any]) -> list[Any]:
