@@ -137,6 +137,9 @@ def build(registry: Any) -> dict:
                 # an empty body is read as {}: it is required only when a field is
                 op["requestBody"] = {"required": _has_required(schemas["body"]), "content": {
                     "application/json": {"schema": _schema_ref(spec, schemas["body"])}}}
+            elif docs.get("request_body"):
+                op["requestBody"] = {"required": True, "content": {
+                    media: {"schema": _schema_ref(spec, schema)} for media, schema in docs["request_body"].items()}}
             for status, value in (docs.get("responses") or {200: None}).items():
                 op["responses"][str(status)] = _response(spec, value, "Success.")
             error_statuses = set(str(s) for s in docs.get("errors", ()))
@@ -149,7 +152,7 @@ def build(registry: Any) -> dict:
                 op["security"] = []
             if path_params:
                 error_statuses.add("404")
-            if "body" in schemas:
+            if "body" in schemas or docs.get("request_body"):
                 error_statuses |= {"413", "415"}
             for status in sorted(error_statuses):
                 op["responses"].setdefault(status, {

@@ -15,7 +15,10 @@ and, in the plugin's ``learnsail_includeme(config)``:
 
 Every view states its ``permission`` (``PUBLIC`` for none), so nothing is
 reachable by accident.  ``responses`` documents response bodies (a schema
-or ``(schema, "description")``) and feeds the OpenAPI document.
+or ``(schema, "description")``) and feeds the OpenAPI document;
+``request_body`` documents a body the view reads itself (not JSON, such
+as a multipart upload): ``{"multipart/form-data": UploadForm}``, a
+media type mapped to a schema.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from learnsail.api.validation import marshmallow_validator, schemas_of
 PUBLIC = NO_PERMISSION_REQUIRED
 
 #: view arguments that only document the API; kept off Pyramid's add_view
-DOC_ARGUMENTS = ("responses", "tags", "summary", "deprecated", "errors")
+DOC_ARGUMENTS = ("responses", "tags", "summary", "deprecated", "errors", "request_body")
 
 
 class Service(cornice.Service):

@@ -83,6 +83,23 @@ class UploadFieldsSchema(Schema):
     visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
 
 
+class UploadFormSchema(UploadFieldsSchema):
+    """The multipart form of an upload (documentation of the request body)."""
+
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "The file (its type is read from the content)."})
+
+
+class AvatarFormSchema(Schema):
+    """The multipart form of an avatar upload (documentation of the request body)."""
+
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "The image (JPEG, PNG, GIF or WebP)."})
+
+
+UPLOAD_BODY = {"multipart/form-data": UploadFormSchema}
+
+
 class FileQuerySchema(QuerySchema):
     category = fields.String(validate=validate.Length(min=1, max=50))
     kind = fields.String(validate=validate.OneOf(KINDS))
@@ -264,7 +281,8 @@ storage_object = Service(name="core.storage_object", path="/api/v1/storage/{toke
                          description="An object of local storage, through a signed URL.")
 
 
-@upload_image.post(permission=UPLOAD, responses={201: FileOutSchema}, errors=(400, 413, 415))
+@upload_image.post(permission=UPLOAD, responses={201: FileOutSchema}, errors=(400, 413, 415),
+                   request_body=UPLOAD_BODY)
 def upload_image_view(request: Any) -> dict:
     """Upload an image (JPEG, PNG, GIF or WebP).
 
@@ -278,7 +296,8 @@ def upload_image_view(request: Any) -> dict:
     return _upload(request, services.IMAGE_TYPES)
 
 
-@upload_file.post(permission=UPLOAD, responses={201: FileOutSchema}, errors=(400, 413, 415))
+@upload_file.post(permission=UPLOAD, responses={201: FileOutSchema}, errors=(400, 413, 415),
+                  request_body=UPLOAD_BODY)
 def upload_file_view(request: Any) -> dict:
     """Upload a file.
 
@@ -372,7 +391,8 @@ def preview_file(request: Any) -> Any:
                    redirect=request.validated["querystring"]["redirect"])
 
 
-@avatar.post(permission=SELF, responses={201: FileOutSchema}, errors=(400, 413, 415))
+@avatar.post(permission=SELF, responses={201: FileOutSchema}, errors=(400, 413, 415),
+             request_body={"multipart/form-data": AvatarFormSchema})
 def upload_avatar(request: Any) -> dict:
     """Set a new avatar for the caller.
 
