@@ -501,3 +501,70 @@ def test_uploads_are_not_replayed_and_storage_is_health_checked(app, testapp):
     other.registry = app.registry
     assert retry_attempts(other) is None
     assert testapp.get("/healthz").json["checks"]["storage"] == {"status": "ok"}
+
+
+def test_the_openapi_document_describes_the_multipart_uploads(testapp):
+    doc = testapp.get("/api/openapi.json").json
+    for path in ("/api/v1/upload/image", "/api/v1/upload/file", "/api/v1/users/me/avatar"):
+        operation = doc["paths"][path]["post"]
+        body = operation["requestBody"]
+        assert body["required"] is True and list(body["content"]) == ["multipart/form-data"], path
+        ref = body["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+        schema = doc["components"]["schemas"][ref]
+        assert schema["properties"]["file"]["format"] == "binary" and "file" in schema["required"]
+        assert {"201", "400", "401", "413", "415"} <= set(operation["responses"])
+    upload = doc["components"]["schemas"][doc["paths"]["/api/v1/upload/file"]["post"]["requestBody"]["content"]
+                                          ["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert {"category", "visibility"} <= set(upload["properties"])
+
+
+class _Chunked(io.RawIOBase):
+    """A request body of unknown length (chunked transfer encoding, as the
+    server hands it on), counting what the app reads from it."""
+
+    def __init__(self, head: bytes, filler: int, tail: bytes) -> None:
+        self.parts = [head, b"\0" * filler, tail]
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self.parts and not self.parts[0]:
+            self.parts.pop(0)
+        if not self.parts:
+            return 0
+        count = min(len(buffer), len(self.parts[0]), 1 << 16)
+        buffer[:count] = self.parts[0][:count]
+        self.parts[0] = self.parts[0][count:]
+        self.read_bytes += count
+        return count
+
+
+def _chunked_upload(app, headers, payload_head: bytes, filler: int, tail: bytes):
+    from webob import Request
+
+    boundary = "chunkedboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + payload_head
+    stream = _Chunked(head, filler, tail + f"\r\n--{boundary}--\r\n".encode())
+    request = Request.blank(IMAGE, method="POST", headers={
+        **headers, "Content-Type": f"multipart/form-data; boundary={boundary}", "Transfer-Encoding": "chunked"})
+    request.environ.pop("CONTENT_LENGTH", None)
+    request.environ["wsgi.input"] = io.BufferedReader(stream)
+    request.environ["wsgi.input_terminated"] = True
+    request.environ["REMOTE_ADDR"] = "127.0.0.1"
+    return request.get_response(app), stream
+
+
+def test_a_chunked_upload_is_streamed_and_stopped_at_its_limit(app, actor_headers, dbsession):
+    image = png((30, 30))
+    response, _ = _chunked_upload(app, actor_headers["student"], image, 0, b"")
+    assert response.status_int == 201, response.body
+    assert response.json["mime_type"] == "image/png" and response.json["file_size"] > 0
+    limit = services.max_upload_size(app.registry.settings, services.IMAGE_TYPES)
+    before = rows(dbsession)
+    response, stream = _chunked_upload(app, actor_headers["student"], image, 4 * limit, b"")
+    assert response.status_int == 413 and response.json["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert stream.read_bytes < limit + (1 << 20)  # stopped at the limit, not read to the end
+    assert rows(dbsession) == before

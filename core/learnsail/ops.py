@@ -213,7 +213,10 @@ def _guard(request: Any, max_body: int, origins: set[str], origin: str | None) -
     if length is not None and length > limit:
         return _error_response(request, 413, errors.PAYLOAD_TOO_LARGE, "The request body is too large.",
                                {"max_bytes": limit})
-    if length is None and request.headers.get("Transfer-Encoding", "").lower() == "chunked":
+    streamed = bool(limits) and request.path in limits
+    if length is None and request.headers.get("Transfer-Encoding", "").lower() == "chunked" and not streamed:
+        # routes with a limit of their own (uploads) read the body as a stream
+        # and stop at their limit; the others are small enough to buffer here
         body = request.body_file.read(limit + 1)
         if len(body) > limit:
             return _error_response(request, 413, errors.PAYLOAD_TOO_LARGE, "The request body is too large.",
