@@ -173,6 +173,15 @@ def test_learnsail_order_paid_and_learnsail_order_refunded_reach_every_plugin():
     assert sorted(events) == [("count", 1), ("enrol", 1), ("unenrol", 1)]
 
 
+def test_learnsail_member_until_first_answer_wins_and_none_means_no_membership():
+    assert manager().hook.learnsail_member_until(user_id=1, session=None) is None
+    until = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    pm = manager(plugin("payments", learnsail_member_until=lambda user_id, session:
+                        until if user_id == 1 else False))
+    assert pm.hook.learnsail_member_until(user_id=1, session=None) == until
+    assert pm.hook.learnsail_member_until(user_id=2, session=None) is False
+
+
 def test_learnsail_is_enrolled_none_when_nobody_knows():
     assert manager().hook.learnsail_is_enrolled(user_id=1, course_id=2, session=None) is None
     pm = manager(plugin("courses", learnsail_is_enrolled=lambda user_id, course_id, session:

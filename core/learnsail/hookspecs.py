@@ -132,19 +132,45 @@ def learnsail_product_quote(kind, ref_id, user, session):
     ``kind`` names the product type (``"course"``, ``"appointment"`` ...) and
     ``ref_id`` its id.  The plugin that sells ``kind`` returns a dict
     ``{"title": str, "price": Decimal, "currency": "CNY", "purchasable": bool,
-    "reason": str | None}``; the others return None.  The first answer wins.
+    "reason": str | None}``, optionally with ``"image_url"`` (a picture of the
+    product for order pages); the others return None.  ``reason`` says why
+    ``purchasable`` is false (``"Already enrolled."``).  The first answer
+    wins; None overall means nobody sells ``kind``.
     """
 
 
 @hookspec
 def learnsail_order_paid(order, session):
     """An order moved to paid: fulfil it (enrol, book...) in the same
-    transaction.  Ignore orders for kinds the plugin does not sell."""
+    transaction.  Ignore orders for kinds the plugin does not sell.
+
+    ``order`` is the payments plugin's order, read through these attributes
+    only: ``id``, ``order_no``, ``user_id``, ``product_type``,
+    ``product_id`` (an int), ``title``, ``currency``, ``amount`` (the Decimal
+    paid), ``paid_at`` (aware UTC), ``status``, ``refunded_amount``.
+    Raising aborts the payment's transaction (the gateway then retries).
+    """
 
 
 @hookspec
 def learnsail_order_refunded(order, session):
-    """An order was refunded (fully or partly): revoke what was granted."""
+    """A refund of ``order`` completed (the same attributes as for
+    ``learnsail_order_paid``): ``order.status`` is ``"refunded"`` when the
+    whole amount went back, ``"partially_refunded"`` while some is kept
+    (``order.refunded_amount`` says how much went back in all).  Revoke what
+    was granted when it is fully refunded; a partial refund usually keeps it.
+    """
+
+
+@hookspec(firstresult=True)
+def learnsail_member_until(user_id, session):
+    """Is ``user_id`` a member (for member-only courses and videos)?
+
+    The plugin that sells memberships answers the aware UTC datetime the
+    membership runs until, ``True`` for an open-ended one, or ``False``; no
+    answer (None) means no membership.  Asked whenever member-only content
+    is opened, so keep it to one query.
+    """
 
 
 # --- access ---------------------------------------------------------------
