@@ -1,0 +1,68 @@
+"""Who may study what: the one place enrolment validity is checked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from learnsail.db import utcnow
+from learnsail_courses.models import ACTIVE, TRIAL, Chapter, Enrolment
+from learnsail_courses.permissions import COURSE_EDIT_ANY
+
+
+def usable(now: Any = None) -> sa.ColumnElement:
+    """The condition on Enrolment for "active and within its validity window"."""
+    now = now or utcnow()
+    return sa.and_(Enrolment.status == ACTIVE,
+                   sa.or_(Enrolment.valid_from.is_(None), Enrolment.valid_from <= now),
+                   sa.or_(Enrolment.valid_until.is_(None), Enrolment.valid_until > now))
+
+
+def is_enrolled(session: Session, user_id: int | None, course_id: int) -> bool:
+    """Does ``user_id`` hold a usable enrolment in ``course_id``, other than
+    a trial?  (A trial opens only the free and trial lessons, which are
+    open to every signed-in user anyway.)"""
+    if user_id is None:
+        return False
+    return session.scalar(sa.select(Enrolment.id).where(Enrolment.user_id == user_id,
+                                                        Enrolment.course_id == course_id, Enrolment.kind != TRIAL,
+                                                        usable())) is not None
+
+
+def may_see(request: Any, course: Any) -> bool:
+    """Published courses are public.  Others (drafts, in review, rejected,
+    archived) are seen by their teacher, course managers and the students
+    still enrolled in them (an archived course stays open to its students)."""
+    from learnsail_courses.permissions import COURSE_VIEW_ANY
+    from learnsail_courses.services import is_visible
+    from learnsail_courses.views.common import may
+
+    user_id = request.identity.id if request.identity is not None else None
+    if is_visible(course, user_id, may(request, COURSE_VIEW_ANY)):
+        return True
+    return is_enrolled(request.db, user_id, course.id)
+
+
+def may_study(request: Any, course: Any) -> bool:
+    """The whole course: its teacher, course managers, and usable enrolments."""
+    from learnsail_courses.views.common import may
+
+    user = request.identity
+    if user is None:
+        return False
+    if course.teacher_id == user.id or may(request, COURSE_EDIT_ANY):
+        return True
+    return is_enrolled(request.db, user.id, course.id)
+
+
+def may_study_lesson(request: Any, course: Any, lesson: Any) -> bool:
+    """One lesson: free and trial lessons (and lessons of free chapters) are
+    open to every signed-in caller who can see the course."""
+    if lesson.is_free or lesson.is_trial:
+        return request.identity is not None
+    if may_study(request, course):
+        return True
+    chapter = request.db.get(Chapter, lesson.chapter_id)
+    return request.identity is not None and chapter is not None and chapter.is_free

@@ -1,0 +1,89 @@
+"""The courses plugin's public interface, for plugins that require it
+(declare ``courses`` in ``requires`` and ``learnsail-courses`` in
+``install_requires``).  Everything else in the package is private: import
+from here, or the models in :mod:`learnsail_courses.models`, and the
+hooks in :mod:`learnsail_courses.hookspecs`.
+
+- :func:`get_lesson` -- a lesson and its course (``NotFound`` for unknown
+  or deleted ones);
+- :func:`may_see`, :func:`may_edit`, :func:`lesson_access` -- the access
+  rules of the courses API, so a lesson's video opens exactly when its
+  content does;
+- :func:`report_progress` -- a progress report, as ``POST
+  /api/v1/lessons/{id}/progress`` takes it (completion, hooks, buffering).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from learnsail.db import utcnow
+from learnsail_courses import access, learning, services
+from learnsail_courses.models import Chapter, Course, Lesson
+from learnsail_courses.permissions import COURSE_EDIT_ANY
+
+__all__ = ["get_lesson", "may_see", "may_edit", "lesson_access", "report_progress", "FULL", "TRIAL"]
+
+#: answers of :func:`lesson_access`
+FULL, TRIAL = "full", "trial"
+
+
+def get_lesson(session: Any, lesson_id: int) -> tuple[Lesson, Course]:
+    """``(lesson, course)``; raises :class:`learnsail.errors.NotFound`."""
+    return services.get_lesson(session, lesson_id)
+
+
+def may_see(request: Any, course: Course) -> bool:
+    """May the caller see ``course`` at all (published, or they teach,
+    manage or are enrolled in it)?  Answer 404 when not."""
+    return access.may_see(request, course)
+
+
+def may_edit(request: Any, course: Course) -> bool:
+    """Is the caller the course's teacher or a course manager?"""
+    from learnsail_courses.views.common import may
+
+    return request.identity is not None and (course.teacher_id == request.identity.id
+                                             or may(request, COURSE_EDIT_ANY))
+
+
+def lesson_access(request: Any, course: Course, lesson: Lesson) -> str | None:
+    """How far the caller may open ``lesson``:
+
+    - ``"full"``: its teacher, course managers, a usable (non-trial)
+      enrolment, a member of a member-only course (``learnsail_member_until``),
+      and every signed-in caller for a free lesson or a lesson of a free
+      chapter;
+    - ``"trial"``: a trial lesson (``is_trial``) for any other signed-in
+      caller: the plugin serving the content limits it (video: the first
+      minutes);
+    - ``None``: nothing (anonymous callers, or a paid lesson without an
+      enrolment)."""
+    if request.identity is None:
+        return None
+    if lesson.is_free or access.may_study(request, course):
+        return FULL
+    chapter = request.db.get(Chapter, lesson.chapter_id)
+    if chapter is not None and chapter.is_free:
+        return FULL
+    if course.is_member_only:
+        until = request.registry["learnsail.pm"].hook.learnsail_member_until(
+            user_id=request.identity.id, session=request.db)
+        if until is True or isinstance(until, dt.datetime) and until > utcnow():
+            return FULL
+    return TRIAL if lesson.is_trial else None
+
+
+def report_progress(request: Any, lesson: Lesson, course: Course, *, progress_percent: Decimal | float,
+                    last_position: int | None, is_completed: bool | None = None) -> dict:
+    """Record the caller's progress in ``lesson`` exactly as ``POST
+    /api/v1/lessons/{id}/progress`` does (the caller checked access):
+    furthest percent, resume position, completion at the course's
+    threshold, the completion hooks, heartbeat buffering.  Returns that
+    endpoint's answer."""
+    return learning.report_progress(
+        request.db, request.registry["learnsail.pm"].hook, request.registry["learnsail.cache"],
+        request.registry.settings, request.identity.id, lesson, course,
+        progress_percent=Decimal(str(progress_percent)), last_position=last_position, is_completed=is_completed)

@@ -1,0 +1,136 @@
+"""The catalogue query: filters, search and sort of GET /api/v1/courses.
+
+Search over title and description uses MySQL's FULLTEXT index with the
+ngram parser (created by the migration on MySQL only) so that Chinese
+words match; on MariaDB (no ngram parser) and SQLite it falls back to
+``LIKE '%word%'`` on each word, all words required.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, selectinload
+
+from learnsail.identity.models import User, UserProfile
+from learnsail_courses.catalog import subtree_ids
+from learnsail_courses.models import PUBLISHED, Course, Tag, course_tags
+
+SORTS = {
+    "newest": (Course.published_at.desc(), Course.id.desc()),
+    "popular": (Course.student_count.desc(), Course.id.desc()),
+    "rating": (Course.rating.desc(), Course.rating_count.desc(), Course.id.desc()),
+    "price": (Course.price.asc(), Course.id.desc()),
+    "-price": (Course.price.desc(), Course.id.desc()),
+}
+
+
+def uses_fulltext(session: Session) -> bool:
+    dialect = session.get_bind().dialect
+    return dialect.name == "mysql" and not getattr(dialect, "is_mariadb", False)
+
+
+def search_condition(text: str, *, fulltext: bool) -> sa.ColumnElement:
+    """The condition of ``search``: FULLTEXT (MySQL) or LIKE, every word required."""
+    words = [w for w in text.split() if w][:10]
+
+    def like(word: str) -> sa.ColumnElement:
+        return sa.or_(Course.title.contains(word, autoescape=True), Course.description.contains(word, autoescape=True))
+
+    if fulltext:
+        # boolean mode, every word required; the ngram parser (tokens of 2
+        # characters by default) splits Chinese.  A word shorter than a token
+        # cannot match the index: LIKE finds it.
+        long_words = [w for w in words if len(w) >= 2]
+        conditions = [like(w) for w in words if len(w) < 2]
+        if long_words:
+            query = " ".join('+"' + w.replace('"', " ") + '"' for w in long_words)
+            conditions.append(sa.text("MATCH (courses_courses.title, courses_courses.description) "
+                                      "AGAINST (:q IN BOOLEAN MODE)").bindparams(q=query))
+        return sa.and_(*conditions)
+    return sa.and_(*[like(w) for w in words])
+
+
+def catalogue(session: Session, query: dict[str, Any], *, caller_id: int | None, may_view_any: bool) -> sa.Select:
+    """The select of the courses ``query`` asks for, in order.
+
+    The public sees published courses only; ``status`` is honoured for
+    course managers, and for a teacher listing their own courses
+    (``teacher_id`` = themselves), who see every status by default."""
+    stmt = sa.select(Course).where(Course.deleted_at.is_(None))
+    own = caller_id is not None and query.get("teacher_id") == caller_id
+    status = query.get("status")
+    if may_view_any or own:
+        if status:
+            stmt = stmt.where(Course.status == status)
+        elif not own:
+            stmt = stmt.where(Course.status == PUBLISHED)
+    else:
+        stmt = stmt.where(Course.status == PUBLISHED)
+    if query.get("teacher_id"):
+        stmt = stmt.where(Course.teacher_id == query["teacher_id"])
+    if query.get("category_id"):
+        stmt = stmt.where(Course.category_id.in_(subtree_ids(session, query["category_id"])))
+    for field in ("difficulty", "course_type", "is_free"):
+        if query.get(field) is not None:
+            stmt = stmt.where(getattr(Course, field) == query[field])
+    if query.get("price_min") is not None:
+        stmt = stmt.where(Course.price >= query["price_min"])
+    if query.get("price_max") is not None:
+        stmt = stmt.where(Course.price <= query["price_max"])
+    for name in dict.fromkeys(query.get("tags") or []):
+        stmt = stmt.where(sa.exists().where(course_tags.c.course_id == Course.id,
+                                            course_tags.c.tag_id == Tag.id, Tag.name == name))
+    if query.get("search") and query["search"].split():
+        stmt = stmt.where(search_condition(query["search"], fulltext=uses_fulltext(session)))
+    return stmt.order_by(*SORTS[query.get("sort") or "newest"])
+
+
+#: what a course card shows, read as plain rows (no ORM objects: the
+#: catalogue is the hottest list of the platform)
+CARD_COLUMNS = (Course.id, Course.title, Course.cover_image_url, Course.teacher_id, Course.price, Course.rating,
+                Course.rating_count, Course.student_count, Course.difficulty, Course.status, Course.category_id,
+                Course.course_type, Course.is_free, Course.is_member_only, Course.duration,
+                User.username.label("teacher_username"), UserProfile.real_name.label("teacher_real_name"))
+
+
+def ids_only(stmt: sa.Select) -> sa.Select:
+    """The catalogue select reading only course ids: the page is found on
+    the indexes alone (a deep page skips index entries, not rows), then
+    :func:`cards` reads the page's rows."""
+    return stmt.with_only_columns(Course.id, maintain_column_froms=True)
+
+
+def cards(session: Session, ids: list[int]) -> list[Any]:
+    """The rows of :data:`CARD_COLUMNS` for ``ids``, in that order (one query)."""
+    if not ids:
+        return []
+    rows = {row.id: row for row in session.execute(
+        sa.select(*CARD_COLUMNS).join(User, User.id == Course.teacher_id)
+        .outerjoin(UserProfile, UserProfile.user_id == User.id).where(Course.id.in_(ids)))}
+    return [rows[i] for i in ids if i in rows]
+
+
+def tags_of(session: Session, course_ids: list[int]) -> dict[int, list[str]]:
+    """The tag names of each course, by name (one query)."""
+    out: dict[int, list[str]] = {}
+    if course_ids:
+        for course_id, name in session.execute(
+                sa.select(course_tags.c.course_id, Tag.name).join(Tag, Tag.id == course_tags.c.tag_id)
+                .where(course_tags.c.course_id.in_(course_ids)).order_by(Tag.name)):
+            out.setdefault(course_id, []).append(name)
+    return out
+
+
+def with_card_data(stmt: sa.Select) -> sa.Select:
+    """Load what a course card shows (teacher and tags) in two more queries
+    per page, whatever its size."""
+    return stmt.options(selectinload(Course.teacher).selectinload(User.profile), selectinload(Course.tags))
+
+
+def hot(session: Session, limit: int) -> list[Course]:
+    """The most popular published courses: students, then rating."""
+    stmt = (sa.select(Course).where(Course.deleted_at.is_(None), Course.status == PUBLISHED)
+            .order_by(Course.student_count.desc(), Course.rating.desc(), Course.id.desc()).limit(limit))
+    return list(session.scalars(with_card_data(stmt)))

@@ -1,0 +1,49 @@
+"""Small helpers the view modules share."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from learnsail.errors import AuthFailed
+
+
+class _RoleOnly:
+    """A context without an ACL: a permission check asks the caller's role only."""
+
+
+def may(request: Any, permission: str) -> bool:
+    """Does the caller's active role hold ``permission``?"""
+    return request.identity is not None and bool(request.has_permission(permission, _RoleOnly()))
+
+
+def user_id(request: Any) -> int | None:
+    return request.identity.id if request.identity is not None else None
+
+
+def signed_in(request: Any) -> int:
+    if request.identity is None:
+        raise AuthFailed()
+    return request.identity.id
+
+
+def number(value: Decimal | None) -> float:
+    return float(value or 0)
+
+
+def hook(request: Any) -> Any:
+    return request.registry["learnsail.pm"].hook
+
+
+def detail_key(course_id: int) -> str:
+    return f"courses:detail:{course_id}"
+
+
+def forget_course(request: Any, course_id: int | None = None) -> None:
+    """Drop the cached detail of ``course_id`` (every course's when None)
+    once the request's transaction commits."""
+    cache = request.registry["learnsail.cache"]
+    if course_id is None:
+        cache.invalidate(request, prefix="courses:detail:")
+    else:
+        cache.invalidate(request, detail_key(course_id))
