@@ -1,0 +1,3 @@
+"""Builders the video tests share."""
+
+from __future__ import annotations
