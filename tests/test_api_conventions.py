@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from learnsail.testing import count_queries
+
 
 def envelope(response):
     body = response.json
@@ -98,6 +100,21 @@ def test_pagination_shape_and_cap(conventions_app):
     assert "page_size" in envelope(r)["details"]
     last_page = conventions_app.get("/api/v1/items", params={"page_size": 100, "page": 99}).json
     assert last_page["results"] == [] and last_page["next"] is None
+
+
+def test_pagination_takes_a_known_count_and_a_page_fetch(conventions_app):
+    for i in range(3):
+        conventions_app.post_json("/api/v1/items", {"name": f"counted{i}"}, status=201)
+    everything = conventions_app.get("/api/v1/items", params={"page_size": 100}).json["results"]
+    engine = conventions_app.app.registry["learnsail.db_engine"]
+    with count_queries(engine) as statements:
+        page = conventions_app.get("/api/v1/items-counted", params={"page_size": 2, "known_count": 99}).json
+    # the count is the one given: no COUNT query, one page query
+    assert page["count"] == 99 and page["next"] and page["previous"] is None
+    assert not any("count(" in s.lower() for s in statements) and len(statements) == 1
+    assert [r["id"] for r in page["results"]] == [r["id"] for r in everything[:2]]
+    last = conventions_app.get("/api/v1/items-counted", params={"page_size": 2, "page": 2, "known_count": 4}).json
+    assert last["next"] is None and last["previous"]
 
 
 def test_keyset_pagination_walks_everything_once(conventions_app):

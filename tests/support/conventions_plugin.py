@@ -62,6 +62,8 @@ keyset = Service(name="conventions.keyset", path="/api/v1/items-keyset", descrip
 boom = Service(name="conventions.boom", path="/api/v1/boom", description="Always fails")
 conflict = Service(name="conventions.conflict", path="/api/v1/items-conflict", description="Writes then conflicts")
 secret = Service(name="conventions.secret", path="/api/v1/secret", description="Needs a permission")
+counted = Service(name="conventions.counted", path="/api/v1/items-counted",
+                  description="Items, paged with a count and a page fetch of the caller's")
 
 
 @items.get(permission=PUBLIC, schema={"querystring": ItemQuery})
@@ -71,6 +73,17 @@ def list_items(request):
     if request.validated["querystring"].get("name"):
         stmt = stmt.where(Item.name == request.validated["querystring"]["name"])
     return paginate(request, request.db, stmt, serialize)
+
+
+@counted.get(permission=PUBLIC)
+def list_counted(request):
+    """Paged with a known count (as from a cache) and ids fetched, then rows."""
+    def fetch(page_stmt):
+        ids = page_stmt.with_only_columns(Item.id).subquery()
+        return request.db.scalars(sa.select(Item).join(ids, ids.c.id == Item.id).order_by(Item.id)).all()
+
+    return paginate(request, request.db, sa.select(Item).order_by(Item.id), serialize,
+                    count=lambda stmt: int(request.GET.get("known_count", 0)), fetch=fetch)
 
 
 @items.post(permission=PUBLIC, schema=ItemSchema, responses={201: ItemOut})
@@ -121,5 +134,5 @@ def learnsail_permissions():
 
 @hookimpl
 def learnsail_includeme(config):
-    for service in (items, item, keyset, boom, conflict, secret):
+    for service in (items, item, keyset, boom, conflict, secret, counted):
         config.add_learnsail_service(service)

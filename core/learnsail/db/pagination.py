@@ -52,19 +52,34 @@ def _page_url(request: Any, page: int, size: int) -> str:
     return request.current_route_url(_query=params)
 
 
+def count_of(session: Session, stmt: sa.Select) -> int:
+    """How many rows ``stmt`` selects (one ``COUNT(*)`` over it)."""
+    return session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
+
+
 def paginate(request: Any, session: Session, stmt: sa.Select,
              serialize: Callable[[Any], dict], *, scalars: bool = True,
-             default_size: int = DEFAULT_PAGE_SIZE) -> dict:
+             default_size: int = DEFAULT_PAGE_SIZE,
+             count: Callable[[sa.Select], int] | None = None,
+             fetch: Callable[[sa.Select], Sequence[Any]] | None = None) -> dict:
     """Run ``stmt`` for the requested page: two queries whatever the size
-    (one count, one page).  ``serialize`` turns each row into a dict."""
+    (one count, one page).  ``serialize`` turns each row into a dict.
+
+    ``count(stmt)`` replaces the count query (e.g. a count kept in the
+    cache for a hot list: it is then zero queries); ``fetch(page_stmt)``
+    replaces the page query (e.g. to read the page's ids on an index, then
+    join their rows in the same statement), and returns the rows."""
     page, size = page_params(request, default_size)
-    count = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery()))
+    total = count(stmt) if count is not None else count_of(session, stmt)
     page_stmt = stmt.limit(size).offset((page - 1) * size)
-    rows: Sequence[Any] = session.scalars(page_stmt).all() if scalars else session.execute(page_stmt).all()
+    if fetch is not None:
+        rows: Sequence[Any] = fetch(page_stmt)
+    else:
+        rows = session.scalars(page_stmt).all() if scalars else session.execute(page_stmt).all()
     return {
-        "count": count,
-        "next": _page_url(request, page + 1, size) if page * size < count else None,
-        "previous": _page_url(request, page - 1, size) if page > 1 and count else None,
+        "count": total,
+        "next": _page_url(request, page + 1, size) if page * size < total else None,
+        "previous": _page_url(request, page - 1, size) if page > 1 and total else None,
         "results": [serialize(row) for row in rows],
     }
 
