@@ -568,3 +568,20 @@ def test_a_chunked_upload_is_streamed_and_stopped_at_its_limit(app, actor_header
     assert response.status_int == 413 and response.json["error"]["code"] == "PAYLOAD_TOO_LARGE"
     assert stream.read_bytes < limit + (1 << 20)  # stopped at the limit, not read to the end
     assert rows(dbsession) == before
+
+
+def test_body_limits_may_name_a_prefix_for_routes_with_an_id_in_the_path():
+    """A resumable upload's PATCH goes to /api/v1/videos/tus/<id>: a key
+    ending in "/" gives every path under it the limit; the exact path wins,
+    then the longest prefix; other paths have none of their own."""
+    from learnsail.ops import body_limit_of
+
+    registry = {"learnsail.body_limits": {"/api/v1/upload/file": 10, "/api/v1/videos/": 20,
+                                          "/api/v1/videos/tus/": 30, "/api/v1/videos/tus/abc": 40}}
+    assert body_limit_of(registry, "/api/v1/upload/file") == 10
+    assert body_limit_of(registry, "/api/v1/upload/file/x") is None
+    assert body_limit_of(registry, "/api/v1/videos/tus/xyz") == 30
+    assert body_limit_of(registry, "/api/v1/videos/tus/abc") == 40
+    assert body_limit_of(registry, "/api/v1/videos/upload") == 20
+    assert body_limit_of(registry, "/api/v1/courses") is None
+    assert body_limit_of({}, "/api/v1/upload/file") is None

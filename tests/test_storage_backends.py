@@ -402,6 +402,42 @@ def test_form_reader_streams_files_and_reads_fields():
     assert upload.filename == "a/b/c.txt" and upload.size == len(payload) and upload.file.read() == payload
 
 
+def test_form_reader_writes_a_file_part_to_the_sink_the_caller_chooses():
+    """A resumable upload's chunk goes straight to its place: the sink is
+    chosen when the file part starts, knowing the fields sent before it."""
+    class Sink:
+        def __init__(self):
+            self.data, self.closed = bytearray(), False
+
+        def write(self, data):
+            self.data += data
+
+        def close(self):
+            self.closed = True
+
+    sinks = []
+
+    def choose(form, name, filename, content_type):
+        assert (name, filename, content_type, form.fields) == ("file", "c.bin", "", {"index": "3"})
+        sinks.append(Sink())
+        return sinks[-1]
+
+    payload = os.urandom(300_000)
+    form = read(form_body([("index", None, b"3"), ("file", "c.bin", payload), ("after", None, b"x")]),
+                max_file_size=len(payload), file_sink=choose)
+    assert form.files["file"].file is sinks[0] and bytes(sinks[0].data) == payload
+    assert form.files["file"].size == len(payload) and form.fields == {"index": "3", "after": "x"}
+    form.close()
+    assert sinks[0].closed
+
+    def refuse(form, name, filename, content_type):
+        raise multipart.FormError("Send the index first.", "index")
+
+    with pytest.raises(multipart.FormError) as info:
+        read(form_body([("file", "c.bin", b"1")]), file_sink=refuse)
+    assert info.value.field == "index"
+
+
 @pytest.mark.parametrize("body, field", [
     (form_body([("other", "x.txt", b"1")]), "other"),
     (form_body([("file", "x.txt", b"1"), ("file", "y.txt", b"2")]), "file"),

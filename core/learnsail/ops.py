@@ -189,6 +189,24 @@ def core_tween_factory(handler: Callable, registry: Any) -> Callable:
     return tween
 
 
+def body_limit_of(registry: Any, path: str) -> int | None:
+    """The body limit a route set for itself in ``registry["learnsail.body_limits"]``
+    (uploads, which read their body as a stream and stop at that limit), or
+    None.  A key is a path, or a prefix ending in ``/`` for routes with an id
+    in the path (``/api/v1/videos/tus/``); the exact path wins, then the
+    longest prefix."""
+    limits = registry.get("learnsail.body_limits")
+    if not limits:
+        return None
+    if path in limits:
+        return limits[path]
+    best = None
+    for key in limits:
+        if key.endswith("/") and path.startswith(key) and (best is None or len(key) > len(best)):
+            best = key
+    return limits[best] if best is not None else None
+
+
 def _guard(request: Any, max_body: int, origins: set[str], origin: str | None) -> Response | None:
     """Answer directly what must not reach a view: CORS preflights, bodies
     over the limit, API versions this server does not speak."""
@@ -208,12 +226,12 @@ def _guard(request: Any, max_body: int, origins: set[str], origin: str | None) -
         })
         return response
     length = request.content_length
-    limits = request.registry.get("learnsail.body_limits")
-    limit = limits.get(request.path, max_body) if limits else max_body
+    own_limit = body_limit_of(request.registry, request.path)
+    limit = max_body if own_limit is None else own_limit
     if length is not None and length > limit:
         return _error_response(request, 413, errors.PAYLOAD_TOO_LARGE, "The request body is too large.",
                                {"max_bytes": limit})
-    streamed = bool(limits) and request.path in limits
+    streamed = own_limit is not None
     if length is None and request.headers.get("Transfer-Encoding", "").lower() == "chunked" and not streamed:
         # routes with a limit of their own (uploads) read the body as a stream
         # and stop at their limit; the others are small enough to buffer here

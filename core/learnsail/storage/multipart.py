@@ -5,6 +5,10 @@ spooled temporary file (memory up to 1 MiB, then disk), counted as it
 arrives, so an upload over the limit is refused as soon as the limit is
 passed, and no part is ever held whole in memory.  Plain fields are small
 (a few KiB at most).
+
+A caller that knows where a file belongs (a chunk of a resumable upload)
+passes ``file_sink``: the file part is then written there as it arrives,
+with no temporary copy; the fields sent before the file are known by then.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import email.message
 import tempfile
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 CHUNK_SIZE = 256 * 1024
 SPOOL_SIZE = 1024 * 1024
@@ -54,6 +58,13 @@ class Form:
     def close(self) -> None:
         for item in self.files.values():
             item.file.close()
+
+
+def _seekable(file: Any) -> bool:
+    try:
+        return bool(file.seekable())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def boundary_of(content_type: str) -> bytes:
@@ -118,11 +129,19 @@ def _disposition(headers: dict[str, str]) -> tuple[str, str | None]:
 
 
 def read_form(stream: BinaryIO, content_type: str, content_length: int | None, *, file_fields: tuple[str, ...],
-              max_file_size: int, max_field_size: int = 4096, max_parts: int = 16) -> Form:
+              max_file_size: int, max_field_size: int = 4096, max_parts: int = 16,
+              file_sink: Callable[[Form, str, str, str], Any] | None = None) -> Form:
     """Read a form whose file parts may only be ``file_fields`` (one each),
     at most ``max_file_size`` bytes each (:class:`FormTooLarge`), and whose
     other fields are at most ``max_field_size`` bytes of UTF-8.  Anything
-    else malformed raises :class:`FormError`."""
+    else malformed raises :class:`FormError`.
+
+    ``file_sink(form, name, filename, content_type)``, when given, is called
+    as a file part starts (``form.fields`` holds the fields sent before it)
+    and returns the writable object its bytes go to instead of a temporary
+    file; it may raise (a :class:`FormError` naming the field) to refuse the
+    part.  The object becomes the part's ``file``: it is rewound at the end
+    of the part if it is seekable, and closed by :meth:`Form.close`."""
     delimiter = b"\r\n--" + boundary_of(content_type)
     body = _Body(stream, content_length)
     buffer = body.buffer
@@ -155,8 +174,12 @@ def read_form(stream: BinaryIO, content_type: str, content_length: int | None, *
                     raise FormError(f"Unexpected file field {name!r}.", name)
                 if name in form.files:
                     raise FormError("Send one file per request.", name)
-                sink: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE)
-                form.files[name] = FormFile(name, filename, headers.get("content-type", ""), sink, 0)
+                part_type = headers.get("content-type", "")
+                if file_sink is None:
+                    sink: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE)
+                else:
+                    sink = file_sink(form, name, filename, part_type)
+                form.files[name] = FormFile(name, filename, part_type, sink, 0)
                 limit = max_file_size
             else:
                 if name in form.fields:
@@ -190,7 +213,8 @@ def read_form(stream: BinaryIO, content_type: str, content_length: int | None, *
             if filename is not None:
                 item = form.files[name]
                 item.size = size
-                item.file.seek(0)
+                if file_sink is None or _seekable(item.file):
+                    item.file.seek(0)
             else:
                 try:
                     form.fields[name] = bytes(sink).decode("utf-8")

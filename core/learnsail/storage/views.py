@@ -258,10 +258,11 @@ def retry_attempts(request: Any) -> int | None:
     """pyramid_retry's ``retry.activate_hook``: upload requests are read once,
     straight from the connection, so they are not replayed (a replay would
     need the whole body copied to disk before the view even starts)."""
-    limits = request.registry.get("learnsail.body_limits") or {}
+    from learnsail.ops import body_limit_of
+
     environ = request.environ
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    return 1 if path in limits else None
+    return 1 if body_limit_of(request.registry, path) is not None else None
 
 
 # --- services ----------------------------------------------------------------------------
