@@ -10,7 +10,9 @@ hooks in :mod:`learnsail_courses.hookspecs`.
   rules of the courses API, so a lesson's video opens exactly when its
   content does;
 - :func:`report_progress` -- a progress report, as ``POST
-  /api/v1/lessons/{id}/progress`` takes it (completion, hooks, buffering).
+  /api/v1/lessons/{id}/progress`` takes it (completion, hooks, buffering);
+- :func:`lesson_progress` -- the caller's progress in a lesson, as ``GET
+  /api/v1/lessons/{id}`` shows it (buffered heartbeats included).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from learnsail_courses import access, learning, services
 from learnsail_courses.models import Chapter, Course, Lesson
 from learnsail_courses.permissions import COURSE_EDIT_ANY
 
-__all__ = ["get_lesson", "may_see", "may_edit", "lesson_access", "report_progress", "FULL", "TRIAL"]
+__all__ = ["get_lesson", "may_see", "may_edit", "lesson_access", "report_progress", "lesson_progress", "FULL",
+           "TRIAL"]
 
 #: answers of :func:`lesson_access`
 FULL, TRIAL = "full", "trial"
@@ -87,3 +90,30 @@ def report_progress(request: Any, lesson: Lesson, course: Course, *, progress_pe
         request.db, request.registry["learnsail.pm"].hook, request.registry["learnsail.cache"],
         request.registry.settings, request.identity.id, lesson, course,
         progress_percent=Decimal(str(progress_percent)), last_position=last_position, is_completed=is_completed)
+
+
+def lesson_progress(request: Any, lesson: Lesson) -> dict | None:
+    """The caller's progress in ``lesson``: ``{"progress_percent",
+    "last_position", "is_completed"}`` as ``GET /api/v1/lessons/{id}``
+    shows it (the newest buffered heartbeat wins), or None before any
+    report."""
+    import sqlalchemy as sa
+
+    from learnsail_courses import heartbeat
+    from learnsail_courses.models import Progress
+    from learnsail_courses.settings import PROGRESS_BUFFER_SECONDS
+
+    if request.identity is None:
+        return None
+    row = request.db.execute(sa.select(Progress.progress_percent, Progress.last_position, Progress.is_completed)
+                             .where(Progress.user_id == request.identity.id, Progress.lesson_id == lesson.id)).first()
+    if row is None:
+        return None
+    out = {"progress_percent": float(row.progress_percent or 0), "last_position": row.last_position,
+           "is_completed": row.is_completed}
+    interval = int(request.registry.settings.get(PROGRESS_BUFFER_SECONDS) or 0)
+    if interval:
+        buffered = heartbeat.latest(request.registry["learnsail.cache"], request.identity.id, lesson.id, interval)
+        if buffered:
+            out.update(progress_percent=float(buffered["percent"]), last_position=buffered["position"])
+    return out
