@@ -39,7 +39,7 @@ def may_see(request: Any, course: Any) -> bool:
     from learnsail_courses.services import is_visible
     from learnsail_courses.views.common import may
 
-    user_id = request.identity.id if request.identity is not None else None
+    user_id = request.authenticated_userid
     if is_visible(course, user_id, may(request, COURSE_VIEW_ANY)):
         return True
     return is_enrolled(request.db, user_id, course.id)
@@ -49,20 +49,20 @@ def may_study(request: Any, course: Any) -> bool:
     """The whole course: its teacher, course managers, and usable enrolments."""
     from learnsail_courses.views.common import may
 
-    user = request.identity
-    if user is None:
+    user_id = request.authenticated_userid
+    if user_id is None:
         return False
-    if course.teacher_id == user.id or may(request, COURSE_EDIT_ANY):
+    if course.teacher_id == user_id or may(request, COURSE_EDIT_ANY):
         return True
-    return is_enrolled(request.db, user.id, course.id)
+    return is_enrolled(request.db, user_id, course.id)
 
 
 def may_study_lesson(request: Any, course: Any, lesson: Any) -> bool:
     """One lesson: free and trial lessons (and lessons of free chapters) are
     open to every signed-in caller who can see the course."""
     if lesson.is_free or lesson.is_trial:
-        return request.identity is not None
+        return request.authenticated_userid is not None
     if may_study(request, course):
         return True
     chapter = request.db.get(Chapter, lesson.chapter_id)
-    return request.identity is not None and chapter is not None and chapter.is_free
+    return request.authenticated_userid is not None and chapter is not None and chapter.is_free

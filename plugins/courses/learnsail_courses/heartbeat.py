@@ -93,13 +93,18 @@ def buffer_report(session: Session, cache: Any, user_id: int, lesson_id: int, *,
 
 
 def _apply(session: Session, entries: list[dict]) -> None:
-    """Write buffered entries (of one or more epochs, oldest first)."""
+    """Write buffered entries (of one or more epochs, oldest first): the
+    progress rows (locked, one query), then the learning seconds per user
+    and day and the last access per enrolment, each gathered over the
+    entries and written as one statement run for many rows."""
     from learnsail_courses.learning import _credit_day
 
     if not entries:
         return
     rows = {p.id: p for p in session.scalars(sa.select(Progress).where(
         Progress.id.in_({int(e["id"]) for e in entries})).with_for_update())}
+    credits: dict[tuple[int, dt.date], tuple[int, dt.datetime]] = {}
+    accessed: dict[tuple[int, int], dt.datetime] = {}
     for entry in entries:
         row = rows.get(int(entry["id"]))
         if row is None:  # the lesson was deleted meanwhile
@@ -112,12 +117,20 @@ def _apply(session: Session, entries: list[dict]) -> None:
         credit = int(entry.get("credit", 0))
         if credit:
             row.learned_seconds = (row.learned_seconds or 0) + credit
-            _credit_day(session, row.user_id, credit, at)
-        session.execute(sa.update(Enrolment).where(
-            Enrolment.user_id == row.user_id, Enrolment.course_id == row.course_id,
-            sa.or_(Enrolment.last_accessed_at.is_(None), Enrolment.last_accessed_at < at))
-            .values(last_accessed_at=at).execution_options(synchronize_session=False))
+            seconds, _ = credits.get((row.user_id, at.date()), (0, at))
+            credits[(row.user_id, at.date())] = (seconds + credit, at)
+        pair = (row.user_id, row.course_id)
+        accessed[pair] = max(at, accessed.get(pair, at))
     session.flush()
+    for (user_id, _day), (seconds, at) in credits.items():
+        _credit_day(session, user_id, seconds, at)
+    if accessed:
+        session.connection().execute(
+            sa.update(Enrolment.__table__)
+            .where(Enrolment.user_id == sa.bindparam("u"), Enrolment.course_id == sa.bindparam("c"),
+                   sa.or_(Enrolment.last_accessed_at.is_(None), Enrolment.last_accessed_at < sa.bindparam("at")))
+            .values(last_accessed_at=sa.bindparam("at")),
+            [{"u": u, "c": c, "at": at} for (u, c), at in accessed.items()])
 
 
 def flush_pair(session: Session, cache: Any, user_id: int, lesson_id: int, interval: int,

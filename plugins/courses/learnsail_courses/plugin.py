@@ -54,6 +54,10 @@ def learnsail_settings():
         Setting(course_settings.DETAIL_CACHE_TTL, 60,
                 "Seconds the public part of a course's detail (GET /api/v1/courses/{id}) is cached; it is also "
                 "dropped whenever the course changes.  0 turns the cache off.", seconds),
+        Setting(course_settings.COUNT_CACHE_TTL, 60,
+                "Seconds the public catalogue keeps the count of a query (its 'count' field) in the cache; "
+                "publishing, unpublishing, editing or deleting a course drops every count at once.  "
+                "0 counts on every request.", seconds),
         Setting(course_settings.HOT_CACHE_TTL, 300,
                 "Seconds the hot-course ranking (GET /api/v1/courses/hot) is cached; 0 computes it each time.",
                 seconds),

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import hashlib
+import json
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
@@ -96,31 +99,48 @@ CARD_COLUMNS = (Course.id, Course.title, Course.cover_image_url, Course.teacher_
 
 
 def ids_only(stmt: sa.Select) -> sa.Select:
-    """The catalogue select reading only course ids: the page is found on
-    the indexes alone (a deep page skips index entries, not rows), then
-    :func:`cards` reads the page's rows."""
+    """The catalogue select reading only course ids, so the count and the
+    page are found on the indexes alone (see :func:`page_cards`)."""
     return stmt.with_only_columns(Course.id, maintain_column_froms=True)
 
 
-def cards(session: Session, ids: list[int]) -> list[Any]:
-    """The rows of :data:`CARD_COLUMNS` for ``ids``, in that order (one query)."""
-    if not ids:
-        return []
-    rows = {row.id: row for row in session.execute(
-        sa.select(*CARD_COLUMNS).join(User, User.id == Course.teacher_id)
-        .outerjoin(UserProfile, UserProfile.user_id == User.id).where(Course.id.in_(ids)))}
-    return [rows[i] for i in ids if i in rows]
+#: separates tag names in the one-statement page (a control character no tag name holds)
+TAG_SEPARATOR = "\x1f"
 
 
-def tags_of(session: Session, course_ids: list[int]) -> dict[int, list[str]]:
-    """The tag names of each course, by name (one query)."""
-    out: dict[int, list[str]] = {}
-    if course_ids:
-        for course_id, name in session.execute(
-                sa.select(course_tags.c.course_id, Tag.name).join(Tag, Tag.id == course_tags.c.tag_id)
-                .where(course_tags.c.course_id.in_(course_ids)).order_by(Tag.name)):
-            out.setdefault(course_id, []).append(name)
-    return out
+def is_public(query: dict[str, Any], *, caller_id: int | None, may_view_any: bool) -> bool:
+    """Is the answer to ``query`` the same for every caller (published
+    courses only)?  Not for a teacher's own list or a manager's status."""
+    own = caller_id is not None and query.get("teacher_id") == caller_id
+    return not own and not (may_view_any and query.get("status"))
+
+
+def count_key(query: dict[str, Any]) -> str:
+    """The cache key of the count of a public catalogue ``query`` (what it
+    filters, not its page or order)."""
+    filters = {k: v for k, v in query.items() if k not in ("page", "page_size", "sort") and v not in (None, "", [])}
+    digest = hashlib.sha1(json.dumps(filters, sort_keys=True, default=str).encode()).hexdigest()
+    return f"courses:count:{digest}"
+
+
+def page_cards(session: Session, page_stmt: sa.Select, sort: str | None) -> list[Any]:
+    """A limited catalogue select's page in one statement: the page's ids,
+    found on the indexes (a deep page skips index entries, not rows), joined
+    to their rows, teachers and tag names (:data:`CARD_COLUMNS` plus
+    ``tag_names``, a :data:`TAG_SEPARATOR`-joined string), in order."""
+    ids = ids_only(page_stmt).subquery("page")
+    tag_names = (sa.select(sa.func.aggregate_strings(Tag.name, TAG_SEPARATOR))
+                 .select_from(course_tags.join(Tag, Tag.id == course_tags.c.tag_id))
+                 .where(course_tags.c.course_id == Course.id).scalar_subquery())
+    stmt = (sa.select(*CARD_COLUMNS, tag_names.label("tag_names"))
+            .join(ids, ids.c.id == Course.id).join(User, User.id == Course.teacher_id)
+            .outerjoin(UserProfile, UserProfile.user_id == User.id)
+            .order_by(*SORTS[sort or "newest"]))
+    return list(session.execute(stmt))
+
+
+def tag_list(tag_names: str | None) -> list[str]:
+    return sorted(tag_names.split(TAG_SEPARATOR)) if tag_names else []
 
 
 def with_card_data(stmt: sa.Select) -> sa.Select:

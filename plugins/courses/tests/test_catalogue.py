@@ -178,3 +178,24 @@ def test_mysql_search_uses_the_ngram_fulltext_index():
     assert "LIKE" in sql  # the one-character word
     assert "MATCH" not in str(sa.select(Course.id).where(search_condition("web", fulltext=False))
                               .compile(dialect=mysql.dialect()))
+
+
+def test_public_counts_are_cached_and_dropped_when_the_catalogue_changes(clients, db_connection):
+    teacher, admin, anon = clients["teacher"], clients["admin"], clients["anonymous"]
+    published_course(teacher, admin, "Counted one")
+    before = anon.get(URL).json["count"]
+    with count_queries(db_connection.engine) as statements:
+        page = anon.get(URL).json
+    assert page["count"] == before
+    assert len(statements) == 1 and "count(" not in statements[0].lower()  # the page only
+    # publishing, unpublishing and deleting show at once
+    course, _, _ = published_course(teacher, admin, "Counted two")
+    assert anon.get(URL).json["count"] == before + 1
+    teacher.put_json(f"{URL}/{course['id']}", {"status": "draft"}, status=200)
+    assert anon.get(URL).json["count"] == before
+    # a teacher's own list (every status) is counted each time, never cached
+    own = teacher.get(URL, params={"teacher_id": teacher.user.id}).json["count"]
+    make_course(teacher, "Counted draft")
+    assert teacher.get(URL, params={"teacher_id": teacher.user.id}).json["count"] == own + 1
+    # filters have counts of their own
+    assert anon.get(URL, params={"search": "Counted"}).json["count"] == 1

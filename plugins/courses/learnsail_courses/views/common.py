@@ -14,17 +14,19 @@ class _RoleOnly:
 
 def may(request: Any, permission: str) -> bool:
     """Does the caller's active role hold ``permission``?"""
-    return request.identity is not None and bool(request.has_permission(permission, _RoleOnly()))
+    return request.authenticated_userid is not None and bool(request.has_permission(permission, _RoleOnly()))
 
 
 def user_id(request: Any) -> int | None:
-    return request.identity.id if request.identity is not None else None
+    """The caller's id, from the verified token (no query, unlike
+    ``request.identity``, which loads the user)."""
+    return request.authenticated_userid
 
 
 def signed_in(request: Any) -> int:
-    if request.identity is None:
+    if request.authenticated_userid is None:
         raise AuthFailed()
-    return request.identity.id
+    return request.authenticated_userid
 
 
 def number(value: Decimal | None) -> float:
@@ -39,11 +41,19 @@ def detail_key(course_id: int) -> str:
     return f"courses:detail:{course_id}"
 
 
-def forget_course(request: Any, course_id: int | None = None) -> None:
+def forget_course(request: Any, course_id: int | None = None, *, catalogue: bool = False) -> None:
     """Drop the cached detail of ``course_id`` (every course's when None)
-    once the request's transaction commits."""
+    once the request's transaction commits; with ``catalogue`` (a change
+    that may move courses in or out of catalogue results: status, filters,
+    search text) or for every course, the cached catalogue counts too."""
     cache = request.registry["learnsail.cache"]
     if course_id is None:
         cache.invalidate(request, prefix="courses:detail:")
     else:
         cache.invalidate(request, detail_key(course_id))
+    if catalogue or course_id is None:
+        cache.invalidate(request, prefix=COUNT_PREFIX)
+
+
+#: cached counts of catalogue queries (see search.cached_count)
+COUNT_PREFIX = "courses:count:"

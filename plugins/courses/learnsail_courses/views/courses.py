@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from learnsail.api import PUBLIC, Service, no_content, page_of
-from learnsail.db.pagination import paginate
+from learnsail.db.pagination import count_of, paginate
 from learnsail.errors import NotFound
 from learnsail.identity.models import User
 from learnsail.identity.acl import require_owner_or_permission
@@ -20,7 +20,7 @@ from learnsail_courses.permissions import (COURSE_CREATE, COURSE_EDIT, COURSE_ED
 from learnsail_courses.schemas import (CourseCreateSchema, CourseDetailSchema, CourseListQuery,
                                        CourseSummarySchema, CourseUpdateSchema, CourseWriteSchema, HotQuery,
                                        IdPath, ReviewResultSchema, ReviewSchema)
-from learnsail_courses.settings import DETAIL_CACHE_TTL, HOT_CACHE_TTL
+from learnsail_courses.settings import COUNT_CACHE_TTL, DETAIL_CACHE_TTL, HOT_CACHE_TTL
 from learnsail_courses.views.common import detail_key, forget_course, hook, may, number, user_id
 
 courses = Service(name="courses.courses", path="/api/v1/courses", description="The course catalogue.")
@@ -73,16 +73,22 @@ def list_courses(request: Any) -> dict:
     search matches words of the title or description (Chinese included).
     A teacher passing their own teacher_id sees all their courses (any
     status, or the one asked); course managers may ask for any status.
-    Four queries whatever the page size (count, the page's ids, their
-    rows with the teachers, their tags)."""
+    Two queries whatever the page size (the count, the page with its
+    teachers and tags); the count of a public query is cached for
+    learnsail.courses.count_cache_ttl seconds, so usually one."""
     query = request.validated["querystring"]
-    stmt = search.catalogue(request.db, query, caller_id=user_id(request),
-                            may_view_any=may(request, COURSE_VIEW_ANY))
-    page = paginate(request, request.db, search.ids_only(stmt), lambda ident: ident)
-    rows = search.cards(request.db, page["results"])
-    tags = search.tags_of(request.db, page["results"])
-    page["results"] = [card_of_row(row, tags.get(row.id, [])) for row in rows]
-    return page
+    caller, view_any = user_id(request), may(request, COURSE_VIEW_ANY)
+    stmt = search.catalogue(request.db, query, caller_id=caller, may_view_any=view_any)
+    ttl = request.registry.settings.get(COUNT_CACHE_TTL, 60)
+
+    def count(select: Any) -> int:
+        produce = lambda: count_of(request.db, search.ids_only(select))  # noqa: E731
+        if not ttl or not search.is_public(query, caller_id=caller, may_view_any=view_any):
+            return produce()
+        return request.registry["learnsail.cache"].get_or_set(search.count_key(query), produce, ttl)
+
+    return paginate(request, request.db, stmt, lambda row: card_of_row(row, search.tag_list(row.tag_names)),
+                    count=count, fetch=lambda page_stmt: search.page_cards(request.db, page_stmt, query.get("sort")))
 
 
 def card_of_row(row: Any, tags: list[str]) -> dict:
@@ -159,8 +165,8 @@ def get_course(request: Any) -> dict:
     if not access.may_see(request, seen_as):
         raise NotFound(f"No course with id {ident}.")
     enrolment = None
-    if request.identity is not None:
-        enrolment = request.db.scalar(sa.select(Enrolment).where(Enrolment.user_id == request.identity.id,
+    if user_id(request) is not None:
+        enrolment = request.db.scalar(sa.select(Enrolment).where(Enrolment.user_id == user_id(request),
                                                                  Enrolment.course_id == ident, access.usable()))
     return {
         **public,
@@ -197,7 +203,7 @@ def update_course(request: Any) -> dict:
     course = editable_course(request, request.validated["path"]["id"], with_tags=True)
     was_published = course.status == PUBLISHED
     services.update_course(request.db, course, request.validated["body"])
-    forget_course(request, course.id)
+    forget_course(request, course.id, catalogue=True)
     from learnsail_courses import notices
     if was_published and course.status == PUBLISHED:
         notices.course_updated(request, course)
@@ -211,7 +217,7 @@ def delete_course(request: Any) -> Any:
     CONFLICT while students are enrolled -- archive it instead."""
     found = editable_course(request, request.validated["path"]["id"])
     services.delete_course(request.db, found)
-    forget_course(request, found.id)
+    forget_course(request, found.id, catalogue=True)
     return no_content(request)
 
 
@@ -223,7 +229,7 @@ def review_course(request: Any) -> dict:
     body = request.validated["body"]
     course = services.get_course(request.db, request.validated["path"]["id"])
     services.review_course(request.db, course, request.identity.id, body["status"], body["review_comment"])
-    forget_course(request, course.id)
+    forget_course(request, course.id, catalogue=True)
     from learnsail_courses import notices
     notices.review_result(request, course)
     if course.status == PUBLISHED:
