@@ -5,6 +5,7 @@ settings is read (all set, or none)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import urllib.parse
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
@@ -20,6 +21,12 @@ UTC = dt.timezone.utc
 CENT = Decimal("0.01")
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def quoted(text: Any, limit: int = 64) -> str:
+    """Text from the outside (a serial, an app id), made safe to quote in a
+    message or a log line."""
+    return re.sub(r"[^0-9A-Za-z_.:\-]", "?", str(text))[:limit]
 
 
 def as_decimal(amount: Any) -> Decimal:

@@ -41,6 +41,7 @@ from ._formats import (
     format_cst,
     parse_cst,
     parse_yuan,
+    quoted,
     yuan_text,
 )
 from ._http import HttpClient
@@ -101,9 +102,6 @@ def sign_content(params: Mapping[str, Any], exclude: tuple[str, ...] = ("sign",)
     return "&".join(f"{key}={params[key]}" for key in sorted(params)
                     if key not in exclude and not (skip_empty and params[key] in (None, "")))
 
-
-def _safe(text: Any, limit: int = 64) -> str:
-    return re.sub(r"[^0-9A-Za-z_.:\-]", "?", str(text))[:limit]
 
 
 class _Answer:
@@ -221,7 +219,7 @@ class AlipayGateway(Gateway):
         if not signature:
             raise VerificationFailed("bad_signature", "the notification is not signed")
         if params.get("sign_type", "RSA2") != "RSA2":
-            raise VerificationFailed("bad_signature", f"sign_type {_safe(params.get('sign_type'))} is not RSA2")
+            raise VerificationFailed("bad_signature", f"sign_type {quoted(params.get('sign_type'))} is not RSA2")
         charset = params.get("charset") or "utf-8"
         content = sign_content(params, ("sign", "sign_type"), skip_empty=False)
         if not rsa_verify(self._alipay_key, content.encode(charset), signature):
@@ -229,10 +227,10 @@ class AlipayGateway(Gateway):
 
         # signed by Alipay: now read it
         if params.get("app_id") != self.app_id:
-            raise VerificationFailed("wrong_app", f"the notification is for app {_safe(params.get('app_id'))}")
+            raise VerificationFailed("wrong_app", f"the notification is for app {quoted(params.get('app_id'))}")
         if params.get("seller_id") != self.seller_id:
             raise VerificationFailed("wrong_merchant",
-                                     f"the notification is for seller {_safe(params.get('seller_id'))}")
+                                     f"the notification is for seller {quoted(params.get('seller_id'))}")
         for required in ("notify_id", "out_trade_no"):
             if not params.get(required):
                 raise VerificationFailed("malformed", f"the notification has no {required}")
@@ -255,7 +253,7 @@ class AlipayGateway(Gateway):
             status = _PAYMENT_STATES.get(params.get("trade_status", ""))
             if status is None:
                 raise VerificationFailed("malformed",
-                                         f"unknown trade_status {_safe(params.get('trade_status'))}")
+                                         f"unknown trade_status {quoted(params.get('trade_status'))}")
             paid_at = parse_cst(params["gmt_payment"]) if params.get("gmt_payment") else None
             return Notification(kind="payment", status=status, amount=parse_yuan(params["total_amount"]),
                                 paid_at=paid_at, **common)
@@ -375,7 +373,7 @@ class AlipayGateway(Gateway):
         sub_code = answer.sub_code
         transient = code == "20000" or sub_code.startswith("isp.") or sub_code.endswith("SYSTEM_ERROR")
         detail = str(data.get("sub_msg") or data.get("msg") or "")[:200]
-        return GatewayError(f"Alipay refused the call ({_safe(code)} {_safe(sub_code)}: {detail})",
+        return GatewayError(f"Alipay refused the call ({quoted(code)} {quoted(sub_code)}: {detail})",
                             transient=transient, code=sub_code or code or "ALIPAY_ERROR")
 
 
@@ -412,7 +410,7 @@ def _parse_form(body: bytes) -> dict[str, str]:
     params: dict[str, str] = {}
     for key, value in pairs:
         if key in params:
-            raise VerificationFailed("malformed", f"the notification repeats {_safe(key)}")
+            raise VerificationFailed("malformed", f"the notification repeats {quoted(key)}")
         params[key] = value
     if not params:
         raise VerificationFailed("malformed", "the notification is empty")

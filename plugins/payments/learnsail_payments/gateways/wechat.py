@@ -48,7 +48,7 @@ from ._crypto import (
     rsa_verify,
     unescape_newlines,
 )
-from ._formats import CST, SettingsReader, aware_utc, check_endpoint, fen_to_yuan, yuan_to_fen
+from ._formats import CST, SettingsReader, aware_utc, check_endpoint, fen_to_yuan, quoted, yuan_to_fen
 from ._http import HttpClient, Response
 from .base import (
     Acknowledgement,
@@ -191,10 +191,6 @@ def _parse_time(text: Any) -> dt.datetime | None:
     except ValueError:
         return None
 
-
-def _safe(text: Any, limit: int = 64) -> str:
-    """Text from the outside, made safe to quote in a message."""
-    return re.sub(r"[^0-9A-Za-z_.:\-]", "?", str(text))[:limit]
 
 
 class _Answer:
@@ -341,7 +337,7 @@ class WeChatPayGateway(Gateway):
         key = self._platform_keys.get(_normal_serial(serial))
         if key is None:
             raise VerificationFailed("unknown_serial",
-                                     f"the notification is signed with platform certificate {_safe(serial)}, "
+                                     f"the notification is signed with platform certificate {quoted(serial)}, "
                                      "which is not configured (learnsail.payments.wechat_platform_certs)")
         timestamp_text = h["wechatpay-timestamp"].strip()
         if not timestamp_text.isdigit():
@@ -367,7 +363,7 @@ class WeChatPayGateway(Gateway):
             raise VerificationFailed("malformed", "the notification is not a WeChat Pay event") from None
         if resource.get("algorithm") != "AEAD_AES_256_GCM":
             raise VerificationFailed("decrypt_failed",
-                                     f"unknown resource algorithm {_safe(resource.get('algorithm'))}")
+                                     f"unknown resource algorithm {quoted(resource.get('algorithm'))}")
         try:
             plain = aes_gcm_decrypt(self._api_v3_key, str(resource.get("nonce", "")),
                                     str(resource.get("associated_data") or ""), str(resource.get("ciphertext", "")))
@@ -387,14 +383,14 @@ class WeChatPayGateway(Gateway):
             if event_type.startswith("REFUND."):
                 return self._refund_notification(data, nonce, timestamp, raw)
         except (KeyError, TypeError, ValueError):
-            raise VerificationFailed("malformed", f"the {_safe(event_type)} resource lacks a field") from None
-        raise VerificationFailed("malformed", f"unsupported event type {_safe(event_type)}")
+            raise VerificationFailed("malformed", f"the {quoted(event_type)} resource lacks a field") from None
+        raise VerificationFailed("malformed", f"unsupported event type {quoted(event_type)}")
 
     def _check_merchant(self, data: Mapping[str, Any], check_app: bool) -> None:
         if str(data.get("mchid")) != self.mchid:
-            raise VerificationFailed("wrong_merchant", f"the notification is for merchant {_safe(data.get('mchid'))}")
+            raise VerificationFailed("wrong_merchant", f"the notification is for merchant {quoted(data.get('mchid'))}")
         if check_app and str(data.get("appid")) != self.appid:
-            raise VerificationFailed("wrong_app", f"the notification is for app {_safe(data.get('appid'))}")
+            raise VerificationFailed("wrong_app", f"the notification is for app {quoted(data.get('appid'))}")
 
     def _payment_notification(self, data: dict, nonce: str, timestamp: int, raw: dict) -> Notification:
         self._check_merchant(data, check_app=True)
@@ -529,7 +525,7 @@ class WeChatPayGateway(Gateway):
         data = _json_object(response.body)
         if response.status >= 500 or response.status == 429:
             code = str(data.get("code") or "") or None
-            raise GatewayError(f"WeChat Pay answered {response.status}" + (f" {_safe(code)}" if code else ""),
+            raise GatewayError(f"WeChat Pay answered {response.status}" + (f" {quoted(code)}" if code else ""),
                                transient=True, code=code or f"HTTP_{response.status}")
         problem = self._response_problem(response)
         if 200 <= response.status < 300:
@@ -551,7 +547,7 @@ class WeChatPayGateway(Gateway):
             return "it is not signed"
         key = self._platform_keys.get(_normal_serial(serial))
         if key is None:
-            return (f"it is signed with platform certificate {_safe(serial)}, which is not configured "
+            return (f"it is signed with platform certificate {quoted(serial)}, which is not configured "
                     "(add it to learnsail.payments.wechat_platform_certs)")
         if not timestamp.isdigit() or abs(self._clock() - int(timestamp)) > self.timestamp_window:
             return "its timestamp is stale"
@@ -563,7 +559,7 @@ class WeChatPayGateway(Gateway):
     def _refused(answer: _Answer) -> GatewayError:
         code = answer.code or f"HTTP_{answer.status}"
         message = str(answer.data.get("message") or "")[:200]
-        return GatewayError(f"WeChat Pay refused the call ({answer.status} {_safe(code)}"
+        return GatewayError(f"WeChat Pay refused the call ({answer.status} {quoted(code)}"
                             + (f": {message})" if message else ")"), code=code)
 
     @staticmethod
