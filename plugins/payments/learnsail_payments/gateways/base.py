@@ -120,6 +120,14 @@ class Gateway(abc.ABC):
     #: ``/api/v1/pay/callback/{platform}``
     name: str = ""
 
+    #: the merchant (WeChat mchid / Alipay seller_id) and app (appid /
+    #: app_id) this adapter is configured for.  When set, the service
+    #: refuses a verified notification naming another one
+    #: (``wrong_merchant`` / ``wrong_app``), whether or not the adapter
+    #: checked it itself; empty means "not checked by the service".
+    merchant_id: str = ""
+    app_id: str = ""
+
     @abc.abstractmethod
     def create_payment(self, request: PaymentRequest) -> dict[str, Any]:
         """The ``pay_params`` the client needs (WeChat JSAPI: appId,
