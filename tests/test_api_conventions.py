@@ -230,3 +230,30 @@ def test_prefix_routing_matches_what_pyramid_matches():
         request = Request.blank(path)
         a, b = ours(request), theirs(request)
         assert (a["route"] and a["route"].name, a["match"]) == (b["route"] and b["route"].name, b["match"]), path
+
+
+def test_openapi_documents_head_and_options_only_when_a_view_declares_them():
+    """Cornice adds a HEAD to every GET (left out of the document); a view
+    declared for HEAD or OPTIONS (a tus endpoint) is documented."""
+    from learnsail.api import PUBLIC, Service
+    from learnsail.api.openapi import build
+
+    plain = Service(name="docs.plain", path="/api/v1/plain")
+    declared = Service(name="docs.declared", path="/api/v1/declared")
+
+    @plain.get(permission=PUBLIC)
+    def read(request):
+        """Read."""
+
+    @declared.decorator("HEAD", permission=PUBLIC, responses={200: (None, "Headers only.")})
+    def peek(request):
+        """Peek at it."""
+
+    @declared.options(permission=PUBLIC, responses={204: None})
+    def discover(request):
+        """What it speaks."""
+
+    paths = build({"learnsail.services": [plain, declared]})["paths"]
+    assert set(paths["/api/v1/plain"]) == {"get"}
+    assert set(paths["/api/v1/declared"]) == {"head", "options"}
+    assert paths["/api/v1/declared"]["head"]["summary"] == "Peek at it."

@@ -105,8 +105,8 @@ def build(registry: Any) -> dict:
         path_params = PATH_PARAM.findall(service.path)
         for method, view, args in service.definitions:
             method = method.upper()
-            if method in ("OPTIONS", "HEAD"):
-                continue
+            if method in ("OPTIONS", "HEAD") and method not in service.docs:
+                continue  # Cornice's automatic HEAD of a GET; a view declared for them is documented
             docs = service.docs.get(method, {})
             summary, description = _summary(view)
             op: dict[str, Any] = {
