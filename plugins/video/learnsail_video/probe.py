@@ -36,10 +36,12 @@ class NotAVideo(ProbeError):
     is instead, as ffprobe names it (``"mp3"``, ``"image2"``, ``"png_pipe"``),
     or ``"unknown"`` when ffprobe cannot read it at all."""
 
-    def __init__(self, detected_type: str, reason: str) -> None:
+    def __init__(self, detected_type: str, reason: str, *, has_audio: bool = False) -> None:
         super().__init__(reason)
         self.detected_type = detected_type
         self.reason = reason
+        #: it holds sound (an audio file, or a video container with sound only)
+        self.has_audio = has_audio
 
 
 class ProbeUnavailable(ProbeError):
@@ -196,5 +198,5 @@ def probe(path_or_url: str, *, ffprobe: str = "ffprobe", timeout: float = 60) ->
             reason = f"It holds sound only ({result.format_name}, {result.audio_codec}), no video stream."
         else:
             reason = f"It holds no video stream ({result.format_name})."
-        raise NotAVideo(result.format_name, reason)
+        raise NotAVideo(result.format_name, reason, has_audio=result.has_audio)
     return result

@@ -2,10 +2,10 @@
 registers; a module may also have ``includeme(config)`` for what is not a
 Cornice service (body limits of upload routes, plain Pyramid views)."""
 
-from learnsail_video.views import media, playback, uploads, watching
+from learnsail_video.views import media, playback, tus, uploads, watching
 
 # uploads first: its /api/v1/videos/upload... routes are matched before /api/v1/videos/{id}
-MODULES = (uploads, media, playback, watching)
+MODULES = (uploads, tus, media, playback, watching)
 
 SERVICES = tuple(service for module in MODULES for service in module.SERVICES)
 
