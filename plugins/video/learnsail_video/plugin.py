@@ -165,6 +165,21 @@ def learnsail_periodic_tasks(settings):
 
 
 @hookimpl
+def learnsail_user_erased(user_id, session):
+    from learnsail_video import uploads
+
+    uploads.erase_user(session, user_id)
+
+
+@hookimpl
+def learnsail_user_export(user_id, session):
+    from learnsail_video import uploads
+
+    data = {"upload_tasks": uploads.export_user(session, user_id)}
+    return {"video": data} if any(data.values()) else None
+
+
+@hookimpl
 def learnsail_lesson_video(lesson, course, video_id, user_id, session):
     from learnsail_video.teacher import check_attach
 

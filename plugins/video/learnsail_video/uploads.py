@@ -796,6 +796,32 @@ def expire_abandoned(session: Any, registry: Any, now: dt.datetime | None = None
     return {"expired": expired, "cleaned": cleaned}
 
 
+def erase_user(session: Any, user_id: int) -> int:
+    """``learnsail_user_erased``: the account's unfinished uploads are
+    cancelled (their parts removed after the commit) and its upload tasks
+    deleted (file names are personal data; the videos stay with their
+    courses, which the media side decides about).  Returns how many."""
+    storage = registry_of(session)["learnsail.storage"]
+    tasks = list(session.scalars(sa.select(UploadTask).where(UploadTask.owner_id == user_id)))
+    for task in tasks:
+        if task.status == TASK_UPLOADING:
+            _end(session, task, TASK_CANCELLED, "The uploader's account was erased.")
+        if not task.parts_removed:
+            on_commit(session, _remove_parts, storage, task.prefix, what="remove the parts of an erased user")
+        session.delete(task)
+    session.flush()
+    return len(tasks)
+
+
+def export_user(session: Any, user_id: int) -> list[dict]:
+    """``learnsail_user_export``: the account's upload tasks."""
+    return [{"task_id": task.token, "video_id": task.video_id, "protocol": task.protocol, "filename": task.filename,
+             "file_size": task.file_size, "status": task.status, "created_at": task.created_at.isoformat(),
+             "completed_at": task.completed_at.isoformat() if task.completed_at else None}
+            for task in session.scalars(sa.select(UploadTask).where(UploadTask.owner_id == user_id)
+                                        .order_by(UploadTask.id))]
+
+
 # --- what clients see -----------------------------------------------------------------------------
 
 def transcode_jobs(session: Any, video: Video | None) -> list[dict]:

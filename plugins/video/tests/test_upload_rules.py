@@ -183,3 +183,49 @@ def test_openapi_documents_the_upload_endpoints(testapp):
     assert "application/offset+octet-stream" in tus_item["patch"]["requestBody"]["content"]
     assert "460" in tus_item["patch"]["responses"]
     assert {"post", "options"} <= set(doc["paths"]["/api/v1/videos/tus"])
+
+
+def test_an_erased_teachers_uploads_are_cancelled_and_exported_before(app, testapp, teacher, teacher_headers, clips,
+                                                                      dbsession):
+    from learnsail_video.models import UploadTask, Video
+
+    data = clips["medium"]
+    pieces = chunks_of(data, 256 * KIB)
+    open_task = init(testapp, teacher_headers, data, 256 * KIB).json
+    send_chunk(testapp, teacher_headers, open_task["task_id"], 0, pieces[0])
+    done, _ = upload(testapp, teacher_headers, clips["small"], 1024 * KIB)
+    hook = app.registry["learnsail.pm"].hook
+    (exported,) = [r for r in hook.learnsail_user_export(user_id=teacher.id, session=dbsession) if r and "video" in r]
+    tasks = {t["task_id"]: t for t in exported["video"]["upload_tasks"]}
+    assert tasks[open_task["task_id"]]["status"] == "uploading" and tasks[done["task_id"]]["status"] == "uploaded"
+    hook.learnsail_user_erased(user_id=teacher.id, session=dbsession)
+    dbsession.flush()
+    assert dbsession.scalar(sa.select(sa.func.count()).select_from(UploadTask)
+                            .where(UploadTask.owner_id == teacher.id)) == 0
+    assert dbsession.get(Video, open_task["video_id"]).deleted_at is not None
+    assert dbsession.get(Video, done["video_id"]).deleted_at is None  # course content stays
+    assert not [r for r in hook.learnsail_user_export(user_id=teacher.id, session=dbsession)
+                if r and r.get("video", {}).get("upload_tasks")]
+
+
+def test_the_sweep_removes_parts_a_finished_upload_left_behind(app, testapp, teacher_headers, clips, dbsession):
+    """The parts of a finished upload are removed after its commit; when that
+    failed (storage down), the periodic sweep removes them later."""
+    import datetime as dt
+
+    from learnsail.tasks import send_now
+    from learnsail_video.models import UploadTask
+
+    storage = app.registry["learnsail.storage"]
+    task, _ = upload(testapp, teacher_headers, clips["text"], 1024 * KIB)  # rejected: its parts go
+    prefix = f"video-uploads/{task['task_id']}/"
+    storage.put(prefix + "left-behind", __import__("io").BytesIO(b"x"), 1)
+    send_now(app.registry, "video.expire_uploads")
+    assert list(storage.iter_keys(prefix))  # too recent: the removal after the commit may still be running
+    dbsession.execute(sa.update(UploadTask).where(UploadTask.token == task["task_id"])
+                      .values(updated_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)))
+    dbsession.commit()
+    send_now(app.registry, "video.expire_uploads")
+    assert list(storage.iter_keys(prefix)) == []
+    dbsession.expire_all()
+    assert dbsession.scalar(sa.select(UploadTask.parts_removed).where(UploadTask.token == task["task_id"]))
