@@ -137,12 +137,14 @@ def seed(engine, scale: float) -> dict:
                          "price": 0, "is_free": True, "duration": 50, "status": "published",
                          "student_count": rng.randint(0, 500), "rating": 0, "rating_count": 0, "language": "中文",
                          "is_member_only": False, "published_at": now - dt.timedelta(seconds=i),
+                         "tag_names": [word],
                          "created_at": now, "updated_at": now})
         for chunk in batches(rows):
             conn.execute(sa.insert(Course.__table__), chunk)
         first_course = conn.scalar(sa.select(sa.func.min(Course.id)))
         course_ids = range(first_course, first_course + courses)
-        for chunk in batches([{"course_id": c, "tag_id": tag_ids[c % len(tag_ids)]} for c in course_ids]):
+        for chunk in batches([{"course_id": c, "tag_id": tag_ids[(c - first_course) % len(tag_ids)]}
+                              for c in course_ids]):
             conn.execute(sa.insert(course_tags), chunk)
         for chunk in batches([{"course_id": c, "title": "第一章", "sort_order": 1, "is_free": False,
                                "created_at": now, "updated_at": now} for c in course_ids]):

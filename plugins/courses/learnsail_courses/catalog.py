@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -178,9 +178,12 @@ def update_tag(session: Session, tag_id: int, changes: dict) -> Tag:
     if "name" in changes and changes["name"] != tag.name and session.scalar(
             sa.select(Tag.id).where(Tag.name == changes["name"], Tag.id != tag.id)) is not None:
         raise Conflict(f"A tag named {changes['name']!r} already exists.", {"name": ["Already used."]})
+    renamed = "name" in changes and changes["name"] != tag.name
     for field, value in changes.items():
         setattr(tag, field, value)
     session.flush()
+    if renamed:
+        refresh_tag_names(session, sa.select(course_tags.c.course_id).where(course_tags.c.tag_id == tag.id))
     return tag
 
 
@@ -191,9 +194,32 @@ def delete_tags(session: Session, ids: list[int]) -> int:
     missing = sorted(set(ids) - found)
     if missing:
         raise NotFound(f"No tags with ids {missing}.", {"ids": missing})
+    courses = list(session.scalars(sa.select(course_tags.c.course_id).where(course_tags.c.tag_id.in_(ids))
+                                   .distinct()))
     session.execute(sa.delete(course_tags).where(course_tags.c.tag_id.in_(ids)))
     session.execute(sa.delete(Tag).where(Tag.id.in_(ids)))
+    refresh_tag_names(session, courses)
     return len(found)
+
+
+def refresh_tag_names(session: Session, course_ids: Any) -> None:
+    """Recompute ``Course.tag_names`` of ``course_ids`` (a list or a select
+    of ids) from their tag relations: a tag was renamed or deleted."""
+    ids = list(course_ids) if isinstance(course_ids, (list, set, tuple)) else list(session.scalars(course_ids))
+    if not ids:
+        return
+    names: dict[int, list[str]] = {i: [] for i in ids}
+    for course_id, name in session.execute(
+            sa.select(course_tags.c.course_id, Tag.name).join(Tag, Tag.id == course_tags.c.tag_id)
+            .where(course_tags.c.course_id.in_(ids)).order_by(Tag.name)):
+        names[course_id].append(name)
+    session.connection().execute(sa.update(Course.__table__).where(Course.id == sa.bindparam("cid"))
+                                 .values(tag_names=sa.bindparam("names")),
+                                 [{"cid": i, "names": n} for i, n in names.items()])
+    for course_id in ids:  # loaded courses see the new names
+        loaded = session.identity_map.get(sa.inspect(Course).identity_key_from_primary_key((course_id,)))
+        if loaded is not None:
+            session.expire(loaded, ["tag_names"])
 
 
 def resolve_tags(session: Session, names: list[str]) -> list[Tag]:

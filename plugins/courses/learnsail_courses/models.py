@@ -84,6 +84,9 @@ class Course(TimestampMixin, Base):
     is_free: Mapped[bool] = mapped_column(default=True)
     #: open to members (asked through learnsail_member_until) without buying
     is_member_only: Mapped[bool] = mapped_column(default=False)
+    #: the names of ``tags``, sorted (000's Course.tags): the catalogue's
+    #: cards read them with the row; kept by catalog.refresh_tag_names
+    tag_names: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     #: total of the lessons' durations, in minutes (rounded up)
     duration: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(sa.String(20), default=DRAFT)

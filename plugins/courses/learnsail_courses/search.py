@@ -94,7 +94,7 @@ def catalogue(session: Session, query: dict[str, Any], *, caller_id: int | None,
 #: catalogue is the hottest list of the platform)
 CARD_COLUMNS = (Course.id, Course.title, Course.cover_image_url, Course.teacher_id, Course.price, Course.rating,
                 Course.rating_count, Course.student_count, Course.difficulty, Course.status, Course.category_id,
-                Course.course_type, Course.is_free, Course.is_member_only, Course.duration,
+                Course.course_type, Course.is_free, Course.is_member_only, Course.duration, Course.tag_names,
                 User.username.label("teacher_username"), UserProfile.real_name.label("teacher_real_name"))
 
 
@@ -102,10 +102,6 @@ def ids_only(stmt: sa.Select) -> sa.Select:
     """The catalogue select reading only course ids, so the count and the
     page are found on the indexes alone (see :func:`page_cards`)."""
     return stmt.with_only_columns(Course.id, maintain_column_froms=True)
-
-
-#: separates tag names in the one-statement page (a control character no tag name holds)
-TAG_SEPARATOR = "\x1f"
 
 
 def is_public(query: dict[str, Any], *, caller_id: int | None, may_view_any: bool) -> bool:
@@ -126,27 +122,18 @@ def count_key(query: dict[str, Any]) -> str:
 def page_cards(session: Session, page_stmt: sa.Select, sort: str | None) -> list[Any]:
     """A limited catalogue select's page in one statement: the page's ids,
     found on the indexes (a deep page skips index entries, not rows), joined
-    to their rows, teachers and tag names (:data:`CARD_COLUMNS` plus
-    ``tag_names``, a :data:`TAG_SEPARATOR`-joined string), in order."""
+    to their rows (tag names included, ``Course.tag_names``) and teachers
+    (:data:`CARD_COLUMNS`), in order."""
     ids = ids_only(page_stmt).subquery("page")
-    tag_names = (sa.select(sa.func.aggregate_strings(Tag.name, TAG_SEPARATOR))
-                 .select_from(course_tags.join(Tag, Tag.id == course_tags.c.tag_id))
-                 .where(course_tags.c.course_id == Course.id).scalar_subquery())
-    stmt = (sa.select(*CARD_COLUMNS, tag_names.label("tag_names"))
-            .join(ids, ids.c.id == Course.id).join(User, User.id == Course.teacher_id)
-            .outerjoin(UserProfile, UserProfile.user_id == User.id)
-            .order_by(*SORTS[sort or "newest"]))
+    stmt = (sa.select(*CARD_COLUMNS).join(ids, ids.c.id == Course.id).join(User, User.id == Course.teacher_id)
+            .outerjoin(UserProfile, UserProfile.user_id == User.id).order_by(*SORTS[sort or "newest"]))
     return list(session.execute(stmt))
 
 
-def tag_list(tag_names: str | None) -> list[str]:
-    return sorted(tag_names.split(TAG_SEPARATOR)) if tag_names else []
-
-
 def with_card_data(stmt: sa.Select) -> sa.Select:
-    """Load what a course card shows (teacher and tags) in two more queries
-    per page, whatever its size."""
-    return stmt.options(selectinload(Course.teacher).selectinload(User.profile), selectinload(Course.tags))
+    """Load what a course card shows (the teacher) in more queries per page,
+    whatever its size (tag names are on the row)."""
+    return stmt.options(selectinload(Course.teacher).selectinload(User.profile))
 
 
 def hot(session: Session, limit: int) -> list[Course]:

@@ -54,6 +54,7 @@ def create_course(session: Session, teacher_id: int, data: dict) -> Course:
     course.price = Decimal(data.get("price") or 0)
     course.is_free = course.price == 0
     course.tags = catalog.resolve_tags(session, data.get("tags") or [])
+    course.tag_names = [t.name for t in course.tags]
     session.add(course)
     session.flush()
     return course
@@ -73,6 +74,7 @@ def update_course(session: Session, course: Course, data: dict) -> str | None:
         course.is_free = course.price == 0
     if "tags" in data:
         course.tags = catalog.resolve_tags(session, data["tags"])
+        course.tag_names = [t.name for t in course.tags]
     changed = None
     status = data.get("status")
     if status is not None and status != course.status:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from courses_test_helpers import make_category, make_course
+from courses_test_helpers import make_category, make_course, published_course
 from learnsail.testing.authz import ADMIN_ONLY, check_matrix
 from learnsail_courses.models import Category, Tag
 
@@ -150,3 +150,18 @@ def test_course_tags_map_to_tag_rows(clients, dbsession):
     assert set(dbsession.scalars(sa.select(Tag.name))) >= {"AI", "数据"}
     updated = clients["teacher"].put_json(f"/api/v1/courses/{course['id']}", {"tags": ["AI"]}).json
     assert updated["tags"] == ["AI"]
+
+
+def test_renaming_or_deleting_a_tag_shows_on_every_course_carrying_it(clients):
+    teacher, admin, anon = clients["teacher"], clients["admin"], clients["anonymous"]
+    course, _, _ = published_course(teacher, admin, "Tagged course", tags=["Rename me", "Keep"])
+    tag_id = next(t["id"] for t in anon.get("/api/v1/tags").json if t["name"] == "Rename me")
+    admin.put_json(f"/api/v1/tags/{tag_id}", {"name": "Renamed"}, status=200)
+    card = next(c for c in anon.get("/api/v1/courses", params={"search": "Tagged"}).json["results"])
+    assert card["tags"] == ["Keep", "Renamed"]
+    assert anon.get(f"/api/v1/courses/{course['id']}").json["tags"] == ["Keep", "Renamed"]
+    assert [c["id"] for c in anon.get("/api/v1/courses", params={"tags": "Renamed"}).json["results"]] \
+        == [course["id"]]
+    admin.delete(f"/api/v1/tags?ids={tag_id}", status=204)
+    assert anon.get(f"/api/v1/courses/{course['id']}").json["tags"] == ["Keep"]
+    assert anon.get("/api/v1/courses", params={"tags": "Renamed"}).json["count"] == 0

@@ -53,7 +53,7 @@ def course_card(course: Any) -> dict:
             "price": number(course.price), "rating": number(course.rating), "rating_count": course.rating_count,
             "student_count": course.student_count, "difficulty": course.difficulty, "status": course.status,
             "category_id": course.category_id, "course_type": course.course_type, "is_free": course.is_free,
-            "is_member_only": course.is_member_only, "duration": course.duration, "tags": [t.name for t in course.tags]}
+            "is_member_only": course.is_member_only, "duration": course.duration, "tags": list(course.tag_names or [])}
 
 
 def editable_course(request: Any, course_id: int, *, with_tags: bool = False) -> Any:
@@ -87,7 +87,7 @@ def list_courses(request: Any) -> dict:
             return produce()
         return request.registry["learnsail.cache"].get_or_set(search.count_key(query), produce, ttl)
 
-    return paginate(request, request.db, stmt, lambda row: card_of_row(row, search.tag_list(row.tag_names)),
+    return paginate(request, request.db, stmt, lambda row: card_of_row(row, row.tag_names or []),
                     count=count, fetch=lambda page_stmt: search.page_cards(request.db, page_stmt, query.get("sort")))
 
 
@@ -128,14 +128,14 @@ def _public_detail(found: Any) -> dict:
         "course_type": found.course_type, "language": found.language, "duration": found.duration,
         "created_at": found.created_at, "updated_at": found.updated_at, "status": found.status,
         "student_count": found.student_count, "rating": number(found.rating), "rating_count": found.rating_count,
-        "tags": [t.name for t in found.tags],
+        "tags": list(found.tag_names or []),
     }
 
 
 def _load_public(request: Any, ident: int) -> dict | None:
     found = request.db.scalar(
         sa.select(Course).where(Course.id == ident, Course.deleted_at.is_(None))
-        .options(selectinload(Course.teacher).selectinload(User.profile), selectinload(Course.tags),
+        .options(selectinload(Course.teacher).selectinload(User.profile),
                  selectinload(Course.category)))
     return None if found is None else _public_detail(found)
 
