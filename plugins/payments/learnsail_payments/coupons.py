@@ -133,12 +133,12 @@ def reserve(session: Session, coupon: Coupon, user_id: int, order: Order) -> int
 
 
 def apply_to_order(session: Session, order: Order, coupon_id: int, user_id: int,
-                   now: dt.datetime | None = None) -> Decimal:
+                   now: dt.datetime | None = None, coupon: Coupon | None = None) -> Decimal:
     """Price ``order`` (pending, locked or new) with the coupon and reserve
     a copy for it: the discount.  404 for a coupon the user may not know
     of, 409 when it cannot be used."""
     now = now or utcnow()
-    coupon = visible_to(session, coupon_id, user_id)
+    coupon = coupon or visible_to(session, coupon_id, user_id)
     reason = unusable_reason(coupon, order.original_amount, order.product_type, order.product_id, now)
     if reason:
         raise CouponUnusable(reason, {"coupon_id": coupon.id})
@@ -156,6 +156,7 @@ def use_on_order(session: Session, order: Order, coupon_id: int, user_id: int) -
     no-op; another one, or any once a payment has started, is a 409."""
     from learnsail_payments.orders import started
 
+    coupon = visible_to(session, coupon_id, user_id)
     if order.effective_status != PENDING:
         raise CouponUnusable(f"Order {order.order_no} is {order.effective_status}: coupons apply to pending "
                              f"orders only.", {"order_id": order.id})
@@ -167,7 +168,7 @@ def use_on_order(session: Session, order: Order, coupon_id: int, user_id: int) -
     if started(session, order):
         raise CouponUnusable("A payment has started for this order, so its amount is fixed; cancel it and order "
                              "again to use a coupon.", {"order_id": order.id})
-    return apply_to_order(session, order, coupon_id, user_id)
+    return apply_to_order(session, order, coupon_id, user_id, coupon=coupon)
 
 
 def release(session: Session, order: Order) -> None:

@@ -122,3 +122,77 @@ def snapshot(dbsession: Any) -> dict:
                        dbsession.scalars(sa.select(Order).order_by(Order.id))],
             "events": count(OrderEvent), "nonces": count(NotificationNonce), "findings": count(Discrepancy),
             "copies": [(c.id, c.status) for c in dbsession.scalars(sa.select(UserCoupon).order_by(UserCoupon.id))]}
+
+
+# --- an app that really commits (for tests with threads) ---------------------------------
+
+def committing_app(database_url: str, data_dir: str, plugins: str = "payments", **settings: Any) -> Any:
+    """A migrated app on its own database whose requests really commit
+    (the ``app`` fixture's share one rolled-back connection)."""
+    from learnsail import migrations
+    from learnsail.app import configure, make_wsgi_app
+    from learnsail.testing import isolated_environ
+
+    values = {"learnsail.data_dir": data_dir, "learnsail.database_url": database_url,
+              "learnsail.plugins": plugins, "learnsail.secret": "concurrency-tests-secret-concurrency-tests!",
+              "learnsail.log_level": "CRITICAL", "learnsail.auth_cache_seconds": "0", **settings}
+    config = configure(values, environ=isolated_environ())
+    migrations.upgrade(config.registry.settings, config.registry["learnsail.plugins"])
+    return make_wsgi_app(config)
+
+
+def quick_users(registry: Any, count: int, prefix: str) -> list[Any]:
+    """``count`` committed students (no password hashing: they sign in by token only)."""
+    from sqlalchemy.orm import Session
+
+    from learnsail.identity import passwords
+    from learnsail.identity.models import User
+    from learnsail.identity.services import ensure_default_roles
+
+    with Session(registry["learnsail.db_engine"], expire_on_commit=False) as session:
+        roles = ensure_default_roles(session)
+        made = [User(username=f"{prefix}{i}", email=f"{prefix}{i}@example.com", role=roles["student"],
+                     password=passwords.UNUSABLE_PASSWORD) for i in range(count)]
+        session.add_all(made)
+        session.commit()
+        for user in made:
+            user.role.name  # loaded for bearer()
+    return made
+
+
+def call(app: Any, method: str, path: str, *, body: bytes = b"", headers: dict | None = None) -> Any:
+    """One request straight to the WSGI app (thread-safe, unlike a shared TestApp)."""
+    from webob import Request
+
+    request = Request.blank(path, method=method, body=body, headers=headers or {},
+                            environ={"REMOTE_ADDR": "127.0.0.1"})
+    return request.get_response(app)
+
+
+def call_json(app: Any, method: str, path: str, data: Any, headers: dict) -> Any:
+    import json
+
+    return call(app, method, path, body=json.dumps(data).encode(),
+                headers={**headers, "Content-Type": "application/json"})
+
+
+def race(count: int, work: Any) -> list[Any]:
+    """Run ``work(i)`` in ``count`` threads released at once; their results in order."""
+    import threading
+
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(i)
+        except BaseException as exc:  # reported by the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
