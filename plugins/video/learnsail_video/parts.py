@@ -28,7 +28,9 @@ import datetime as dt
 import hashlib
 import io
 import os
+import queue
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
@@ -71,17 +73,54 @@ class PartRef:
     object_key: str | None
 
 
+class _BackgroundMD5:
+    """The MD5 of what is fed to it, computed in a helper thread: a piece's
+    own MD5 and the upload's MD5 then use two cores (both release the GIL),
+    so hashing twice costs little more than hashing once.  At most a few
+    blocks wait for the helper."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.md5()
+        self._blocks: queue.Queue[Any] = queue.Queue(maxsize=4)
+        self._thread: threading.Thread | None = None
+
+    def update(self, data: Any) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="learnsail-video-md5", daemon=True)
+            self._thread.start()
+        self._blocks.put(data)
+
+    def _run(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            self._digest.update(block)
+
+    def _finish(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._blocks.put(None)
+            self._thread.join()
+
+    def hexdigest(self) -> str:
+        self._finish()
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        self._finish()
+
+
 class PieceWriter:
     """A piece's bytes as they arrive: ``write()`` stores and hashes them.
 
-    ``resumable`` (the upload's MD5 so far, when this piece continues it)
-    and ``checksum`` (a hashlib object, tus ``Upload-Checksum``) are fed too.
+    ``md5`` is the piece's own MD5 (``piece_md5=False`` leaves it out: a
+    tus PATCH written in place keeps no record of its own); ``resumable``
+    (the upload's MD5 so far, when this piece continues it) and ``checksum``
+    (a hashlib object, tus ``Upload-Checksum``) are fed too.
     """
 
-    def __init__(self, spec: PieceSpec, *, resumable: Any = None, checksum: Any = None) -> None:
+    def __init__(self, spec: PieceSpec, *, resumable: Any = None, checksum: Any = None,
+                 piece_md5: bool = True) -> None:
         self.spec = spec
         self.count = 0
-        self.md5 = hashlib.md5()
+        self.md5: Any = _BackgroundMD5() if piece_md5 else None
         self.resumable = resumable
         self.checksum = checksum
         self.closed = False
@@ -93,14 +132,21 @@ class PieceWriter:
         size = len(data)
         if self.count + size > self.spec.limit:
             raise PieceTooLarge(self.spec.limit)
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)  # the caller may reuse its buffer while the helper hashes
         self._store(data)
         self.count += size
-        self.md5.update(data)
+        if self.md5 is not None:
+            self.md5.update(data)
         if self.resumable is not None:
             self.resumable.update(data)
         if self.checksum is not None:
             self.checksum.update(data)
         return size
+
+    def digest(self) -> str:
+        """The piece's MD5 (hex)."""
+        return self.md5.hexdigest() if self.md5 is not None else ""
 
     def copy_from(self, stream: BinaryIO, length: int | None) -> None:
         """Write what ``stream`` gives, up to ``length`` bytes (None: to its end)."""
@@ -117,11 +163,16 @@ class PieceWriter:
         raise NotImplementedError
 
     def close(self) -> None:
+        if self.md5 is not None:
+            self.md5.close()
         self.closed = True
 
 
 class PartStore:
     """The interface of both backends (see the module docstring)."""
+
+    #: pieces are written in place in one part file (no object per piece)
+    in_place = False
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -201,6 +252,7 @@ class _PositionedWriter(PieceWriter):
 
 class LocalParts(PartStore):
     storage: LocalStorage
+    in_place = True
 
     def data_path(self, prefix: str) -> Path:
         return self.storage.path_of(prefix + "data")

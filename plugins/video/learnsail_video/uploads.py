@@ -337,7 +337,7 @@ def record_chunk(session: Any, store: PartStore, task: UploadTask, writer: Piece
         store.drop(task.prefix, writer)
         raise ChunkRejected({"chunk_data": [f"Chunk {index} must hold {expected} bytes, not {writer.count}."],
                              "expected_size": expected})
-    digest = writer.md5.hexdigest()
+    digest = writer.digest()
     if chunk_md5 is not None and chunk_md5.lower() != digest:
         store.drop(task.prefix, writer)
         raise ChunkRejected({"chunk_md5": [f"Chunk {index} arrived with MD5 {digest}, not {chunk_md5.lower()}; "
@@ -469,7 +469,9 @@ def begin_patch(session: Any, store: PartStore, task: UploadTask, offset: int, c
     number = session.scalar(sa.select(sa.func.count()).select_from(UploadPart)
                             .where(UploadPart.task_id == task.id)) or 0
     spec = PieceSpec(number=number, start=offset, limit=task.file_size - offset, truncate_on_drop=True)
-    return store.writer(task.prefix, spec, resumable=_continues_md5(task, offset), checksum=checksum)
+    # a PATCH written in place needs no MD5 of its own (S3 records each piece with one)
+    return store.writer(task.prefix, spec, resumable=_continues_md5(task, offset), checksum=checksum,
+                        piece_md5=not store.in_place)
 
 
 def record_patch(session: Any, store: PartStore, task: UploadTask, writer: PieceWriter,
@@ -498,7 +500,7 @@ def record_patch(session: Any, store: PartStore, task: UploadTask, writer: Piece
         raise
     if key is not None:
         session.add(UploadPart(task_id=locked.id, number=writer.spec.number, start=writer.spec.start,
-                               size=writer.count, md5=writer.md5.hexdigest(), object_key=key))
+                               size=writer.count, md5=writer.digest(), object_key=key))
     locked.received_bytes += writer.count
     _advance_md5(locked, writer)
     _touch(session, locked)
@@ -530,22 +532,22 @@ def record_single(session: Any, store: PartStore, task: UploadTask, writer: Piec
     if file_md5 is not None:
         if not _MD5.match(file_md5):
             raise ValidationFailed({"file_md5": ["32 hexadecimal digits (the file's MD5)."]})
-        if writer.md5.hexdigest() != file_md5.lower():
+        if writer.digest() != file_md5.lower():
             store.drop(task.prefix, writer)
-            raise Md5Mismatch(f"The file received has MD5 {writer.md5.hexdigest()}, not {file_md5.lower()}.",
-                              {"file_md5": ["Does not match the file received."], "received_md5": writer.md5.hexdigest()})
+            raise Md5Mismatch(f"The file received has MD5 {writer.digest()}, not {file_md5.lower()}.",
+                              {"file_md5": ["Does not match the file received."], "received_md5": writer.digest()})
     key = store.keep(task.prefix, writer)
-    session.add(UploadPart(task_id=task.id, number=0, start=0, size=writer.count, md5=writer.md5.hexdigest(),
+    session.add(UploadPart(task_id=task.id, number=0, start=0, size=writer.count, md5=writer.digest(),
                            object_key=key))
     task.file_size = task.received_bytes = video.size = writer.count
     task.received_chunks = 1
-    task.file_md5 = writer.md5.hexdigest()
+    task.file_md5 = writer.digest()
     task.md5_state, task.md5_offset = None, 0
     if title:
         video.title = title
     video.description, video.course_id, video.chapter_id = description, course_id, chapter_id
     session.flush()
-    complete(session, task, verified_md5=writer.md5.hexdigest())
+    complete(session, task, verified_md5=writer.digest())
     return video
 
 

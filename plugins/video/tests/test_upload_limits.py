@@ -15,7 +15,8 @@ LIMIT = 200 * KIB
 
 @pytest.fixture(scope="session")
 def learnsail_extra_settings(learnsail_extra_settings):
-    return {**learnsail_extra_settings, "learnsail.video.max_upload_size": str(LIMIT)}
+    return {**learnsail_extra_settings, "learnsail.video.max_upload_size": str(LIMIT),
+            "learnsail.cors_origins": "https://app.example.edu"}
 
 
 @pytest.fixture
@@ -77,3 +78,18 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(testapp, te
     response = testapp.post(SINGLE, headers=teacher, upload_files=[("file", "a.mp4", clips["medium"])],
                             status=413)
     assert response.json["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_a_browser_client_may_read_the_tus_headers(testapp, teacher):
+    """tus-js-client and Uppy run in browsers: on an allowed origin the tus
+    headers are exposed, and the preflight carries Tus-Resumable too."""
+    origin = {"Origin": "https://app.example.edu"}
+    created = testapp.post(TUS, headers={**teacher, **origin, "Tus-Resumable": "1.0.0", "Upload-Length": "10"},
+                           status=201)
+    exposed = {h.strip() for h in created.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"Location", "Upload-Offset", "Tus-Resumable", "X-Request-ID"} <= exposed
+    preflight = testapp.options(created.headers["Location"], headers={
+        **origin, "Access-Control-Request-Method": "PATCH",
+        "Access-Control-Request-Headers": "Authorization, Tus-Resumable, Upload-Offset, Content-Type"}, status=204)
+    assert preflight.headers["Tus-Resumable"] == "1.0.0"
+    assert "Upload-Offset" in preflight.headers["Access-Control-Allow-Headers"]

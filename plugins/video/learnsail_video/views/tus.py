@@ -210,11 +210,22 @@ def tus_delete(request: Any) -> Response:
     return Response(status=204)
 
 
+#: the headers a browser client (tus-js-client, Uppy) must be able to read
+EXPOSED = ("Location", "Upload-Offset", "Upload-Length", "Upload-Metadata", "Upload-Expires", "Tus-Resumable",
+           "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm")
+
+
 def add_tus_resumable(event: Any) -> None:
-    """``Tus-Resumable`` on every response of the tus endpoint, errors too."""
+    """``Tus-Resumable`` on every response of the tus endpoint, errors too;
+    for a browser on an allowed origin, the tus headers are exposed."""
     request = event.request
     if request.path == TUS_PATH or request.path.startswith(TUS_PATH + "/"):
-        event.response.headers["Tus-Resumable"] = TUS_VERSION
+        headers = event.response.headers
+        headers["Tus-Resumable"] = TUS_VERSION
+        if "Access-Control-Allow-Origin" in headers:
+            exposed = [name.strip() for name in headers.get("Access-Control-Expose-Headers", "").split(",")
+                       if name.strip()]
+            headers["Access-Control-Expose-Headers"] = ", ".join(exposed + [h for h in EXPOSED if h not in exposed])
 
 
 SERVICES = (collection, item)
