@@ -160,16 +160,26 @@ def fail(session: Session, refund: Refund, order: Order, why: str) -> None:
 
 
 def apply_notification(session: Session, hook: Any, gateway: Any, note: Notification) -> Any:
-    """A verified refund notification (its nonce already recorded)."""
+    """A verified refund notification (its nonce already recorded).  Its
+    amount is the refund's, or the order's refunded total with it (Alipay's
+    ``refund_fee``); a notification without our refund number is for the
+    order's latest refund."""
     from learnsail_payments.callbacks import NotificationRejected, Outcome
 
-    refund = session.scalar(sa.select(Refund).where(Refund.refund_no == (note.refund_no or "")))
+    if note.refund_no:
+        refund = session.scalar(sa.select(Refund).where(Refund.refund_no == note.refund_no))
+    else:
+        refund = session.scalar(sa.select(Refund).join(Order, Order.id == Refund.order_id)
+                                .where(Order.order_no == note.order_no,
+                                       Refund.status.in_((PROCESSING, SUCCEEDED)))
+                                .order_by(Refund.id.desc()).limit(1))
     if refund is None:
         raise NotificationRejected("unknown_refund", "No refund has this number.")
     refund, order = _locked(session, refund)
     if order.order_no != note.order_no:
         raise NotificationRejected("unknown_refund", "The refund is not one of this order's.")
-    if cents(note.amount) != refund.amount:
+    before = order.refunded_amount - (refund.amount if refund.status == SUCCEEDED else Decimal("0"))
+    if cents(note.amount) not in (refund.amount, before + refund.amount):
         raise NotificationRejected("wrong_amount", "The amount is not the refund's.")
     if refund.status == PROCESSING and note.status == SUCCEEDED:
         refund.gateway_refund_id = refund.gateway_refund_id or note.refund_id
@@ -178,9 +188,9 @@ def apply_notification(session: Session, hook: Any, gateway: Any, note: Notifica
     if refund.status == PROCESSING and note.status == FAILED:
         fail(session, refund, order, "the platform says the refund failed")
         return Outcome("refund", order, changed=True)
-    if refund.status in OPEN_REFUND_STATUSES or refund.status == note.status:
-        return Outcome("refund", order, duplicate=True)
-    log.warning("refund %s is %s here but %s says %s", refund.refund_no, refund.status, gateway.name, note.status)
+    if refund.status != note.status and refund.status not in OPEN_REFUND_STATUSES:
+        log.warning("refund %s is %s here but %s says %s", refund.refund_no, refund.status, gateway.name,
+                    note.status)
     return Outcome("refund", order, duplicate=True)
 
 
