@@ -73,26 +73,26 @@ class PartRef:
     object_key: str | None
 
 
-class _BackgroundMD5:
-    """The MD5 of what is fed to it, computed in a helper thread: a piece's
-    own MD5 and the upload's MD5 then use two cores (both release the GIL),
-    so hashing twice costs little more than hashing once.  At most a few
-    blocks wait for the helper."""
+class _Background:
+    """A hashlib object fed in a helper thread: a piece's own MD5 (or a tus
+    checksum) and the upload's MD5 then use two cores (hashing releases
+    the GIL), so hashing twice costs little more than hashing once.  At
+    most a few blocks wait for the helper."""
 
-    def __init__(self) -> None:
-        self._digest = hashlib.md5()
+    def __init__(self, hasher: Any) -> None:
+        self._hasher = hasher
         self._blocks: queue.Queue[Any] = queue.Queue(maxsize=4)
         self._thread: threading.Thread | None = None
 
     def update(self, data: Any) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="learnsail-video-md5", daemon=True)
+            self._thread = threading.Thread(target=self._run, name="learnsail-video-hash", daemon=True)
             self._thread.start()
         self._blocks.put(data)
 
     def _run(self) -> None:
         while (block := self._blocks.get()) is not None:
-            self._digest.update(block)
+            self._hasher.update(block)
 
     def _finish(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -101,7 +101,11 @@ class _BackgroundMD5:
 
     def hexdigest(self) -> str:
         self._finish()
-        return self._digest.hexdigest()
+        return self._hasher.hexdigest()
+
+    def digest(self) -> bytes:
+        self._finish()
+        return self._hasher.digest()
 
     def close(self) -> None:
         self._finish()
@@ -120,9 +124,9 @@ class PieceWriter:
                  piece_md5: bool = True) -> None:
         self.spec = spec
         self.count = 0
-        self.md5: Any = _BackgroundMD5() if piece_md5 else None
+        self.md5: Any = _Background(hashlib.md5()) if piece_md5 else None
         self.resumable = resumable
-        self.checksum = checksum
+        self.checksum = _Background(checksum) if checksum is not None else None
         self.closed = False
 
     def writable(self) -> bool:
@@ -163,8 +167,9 @@ class PieceWriter:
         raise NotImplementedError
 
     def close(self) -> None:
-        if self.md5 is not None:
-            self.md5.close()
+        for helper in (self.md5, self.checksum):
+            if helper is not None:
+                helper.close()
         self.closed = True
 
 
