@@ -178,6 +178,9 @@ def test_an_md5_mismatch_is_409_and_resending_the_chunk_repairs_the_upload(testa
     # the chunk sent again with the right bytes replaces the damaged one and completes the upload
     repaired = send_chunk(testapp, teacher, task["task_id"], 1, pieces[1]).json
     assert repaired["replaced"] is True and repaired["status"] == "processing"
+    # completing again answers the status (a client that lost the answer asks again)
+    done = testapp.post_json(COMPLETE, {"task_id": task["task_id"]}, headers=teacher).json
+    assert done["status"] == "processing" and done["task_status"] == "uploaded"
     video = video_row(dbsession, task["video_id"])
     assert stored_bytes(storage, video.source_key) == data and handed_off == [video.id]
 

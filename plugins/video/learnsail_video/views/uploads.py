@@ -376,11 +376,14 @@ def upload_chunk_view(request: Any) -> Any:
 def complete_upload(request: Any) -> Any:
     """Complete a chunked upload explicitly (the chunk that makes the file
     whole does it already; call this after replacing chunks, or after a 503).
+    A complete upload answers its status again.
 
     409 when chunks are missing (``missing_chunks``) or the file's MD5 does
     not match; 400 when it is not a video (the task then ends as failed).
     """
     task = uploads.get_task(request.db, request.identity.id, request.validated["body"]["task_id"])
+    if task.status == "uploaded":
+        return status_out(request, task)  # done already (the last chunk's answer was lost?): say so again
     failure = uploads.finish(request.db, task)
     if failure is not None:
         return render_envelope(request, failure.status, failure.code, failure.message, failure.details,
