@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import secrets
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError

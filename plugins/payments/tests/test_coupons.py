@@ -102,7 +102,7 @@ def test_a_copy_held_by_a_pending_order_is_not_used_twice(clients, gadgets):
 
 def test_the_000_list_of_my_coupons(clients, gadgets, users):
     admin, student = clients["admin"], clients["student"]
-    public = make_coupon(admin, code="PUB5", discount_amount="5.00", min_order_amount="20.00", type="threshold")
+    make_coupon(admin, code="PUB5", discount_amount="5.00", min_order_amount="20.00", type="threshold")
     issued = make_coupon(admin, code="VIP", is_public=False, type="percent", discount_percent=10,
                          max_discount="8.00")
     make_coupon(admin, code="NOTMINE", is_public=False)

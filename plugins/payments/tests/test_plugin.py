@@ -123,3 +123,22 @@ def test_a_sandbox_confirmation_url_cannot_be_forged(app, clients, dbsession):
     assert sandbox(app).query(order["order_no"]).status == "paid"
     # confirming a paid order again: 409, nothing charged twice
     clients["student"].post_json(url, {}, status=409)
+
+
+def test_payment_and_refund_events_reach_webhook_subscribers(clients, dbsession):
+    from learnsail.webhooks.models import WebhookEndpoint, WebhookEvent
+
+    declared = {e["type"] for e in clients["admin"].get("/api/v1/webhooks/events").json["results"]}
+    assert {"payments.order_paid", "payments.order_refunded"} <= declared
+    dbsession.add(WebhookEndpoint(url="http://127.0.0.1:9/hook", events=["payments.order_paid",
+                                                                          "payments.order_refunded"],
+                                  secret="s" * 32))
+    dbsession.commit()
+    order = order_plan(clients["student"], make_plan(clients["admin"], price="9.90")["id"])
+    pay_sandbox(clients["student"], order["id"])
+    clients["admin"].post_json(f"/api/v1/admin/orders/{order['id']}/refund", {}, status=201)
+    events = {e.type: e.data for e in dbsession.scalars(sa.select(WebhookEvent))}
+    assert events["payments.order_paid"]["order_no"] == order["order_no"]
+    assert events["payments.order_paid"]["amount"] == "9.90" and events["payments.order_paid"]["platform"] == "sandbox"
+    assert events["payments.order_refunded"]["status"] == "refunded"
+    assert events["payments.order_refunded"]["refunded_amount"] == "9.90"

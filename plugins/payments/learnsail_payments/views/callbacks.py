@@ -15,12 +15,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from pyramid.httpexceptions import HTTPException
 from pyramid.response import Response
 
 from learnsail.api import PUBLIC, Service
 from learnsail.errors import APIError, NotFound
 from learnsail_payments import callbacks, checkout
+from learnsail_payments.models import Order
 from learnsail_payments.permissions import ORDER_CREATE
 from learnsail_payments.schemas import (CallbackAckSchema, OrderNoPath, PlatformPath, SandboxConfirmedSchema,
                                         SandboxConfirmQuery)
@@ -111,9 +113,6 @@ def confirm_sandbox_payment(request: Any) -> dict:
     the sandbox is off (learnsail.payments.sandbox_enabled) or for someone
     else's order; 409 when the order is no longer pending or the
     notification is refused."""
-    from learnsail_payments.models import Order
-    import sqlalchemy as sa
-
     gateway = gateways(request).get("sandbox")
     if gateway is None:
         raise NotFound("The sandbox payment platform is turned off.")
