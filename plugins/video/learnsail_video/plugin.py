@@ -166,16 +166,17 @@ def learnsail_periodic_tasks(settings):
 
 @hookimpl
 def learnsail_user_erased(user_id, session):
-    from learnsail_video import uploads
+    from learnsail_video import uploads, watching
 
     uploads.erase_user(session, user_id)
+    watching.erase_user(session, user_id)
 
 
 @hookimpl
 def learnsail_user_export(user_id, session):
-    from learnsail_video import uploads
+    from learnsail_video import uploads, watching
 
-    data = {"upload_tasks": uploads.export_user(session, user_id)}
+    data = {"upload_tasks": uploads.export_user(session, user_id), "watched": watching.export_user(session, user_id)}
     return {"video": data} if any(data.values()) else None
 
 

@@ -241,3 +241,17 @@ def test_the_write_path_stays_small(app, testapp, auth_headers, watched, clock):
     ours = [s for s in statements if "video_watch_sessions" in s or "video_viewers" in s]
     assert len(ours) == 4  # read and write the session, read and write the viewer
     assert len(statements) <= 25
+
+
+def test_an_erased_viewer_leaves_no_watch_records_and_export_shows_them_before(app, testapp, auth_headers,
+                                                                                watched, clock, dbsession):
+    student, video = watched["student"], watched["video"]
+    report(testapp, auth_headers, student, video, position=10, watch_duration=10, session_id="e")
+    hook = app.registry["learnsail.pm"].hook
+    (exported,) = [r for r in hook.learnsail_user_export(user_id=student.id, session=dbsession)
+                   if r and "video" in r]
+    assert [(w["video_id"], w["watched_seconds"]) for w in exported["video"]["watched"]] == [(video.id, 10.0)]
+    hook.learnsail_user_erased(user_id=student.id, session=dbsession)
+    dbsession.flush()
+    for model in (Viewer, WatchSession):
+        assert dbsession.scalar(sa.select(sa.func.count()).select_from(model).where(model.user_id == student.id)) == 0
