@@ -28,7 +28,6 @@ from learnsail.tasks import enqueue
 from learnsail_video import processing
 from learnsail_video.media_models import ACTIVE_JOB_STATUSES, SUPERSEDED, TranscodeJob
 from learnsail_video.models import COMPLETED, UPLOADING, VIDEO_STATUSES, Video
-from learnsail_video.permissions import MANAGE_ANY
 
 
 def listing(user_id: int | None, *, status: str | None = None, course_id: int | None = None,

@@ -14,7 +14,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 import transaction
 
