@@ -279,3 +279,21 @@ def test_racing_duplicate_notifications_enrol_once(tmp_path, _database_maker, le
             assert session.scalar(sa.select(Course.student_count).where(Course.id == course_id)) == 1
     finally:
         engine.dispose()
+
+
+def test_a_lost_wechat_notification_is_cured_by_reconciliation(clients, wechat, dbsession, app):
+    """Paid at WeChat Pay, the notification never arrived: reconciliation
+    asks the platform (a signed query, verified answer) and enrols."""
+    from learnsail_payments.models import PaymentAttempt
+
+    student = clients["student"]
+    course = published_paid_course(clients, price="59.00", title="Reconciled course")
+    order = student.post_json("/api/v1/orders", {"course_id": course["id"]}, status=201).json
+    student.post_json(f"/api/v1/orders/{order['id']}/pay", {"platform": "wechat", "scene": "native"}, status=200)
+    wechat.pay(order["order_no"])  # the buyer paid; the notification is lost
+    dbsession.execute(sa.update(PaymentAttempt).where(PaymentAttempt.order_id == order["id"]).values(
+        last_started_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)))
+    summary = clients["admin"].post_json("/api/v1/admin/payments/reconcile", {}, status=200).json
+    assert summary["settled"] == 1
+    assert is_enrolled(student, course["id"]) is True
+    assert student.get(f"/api/v1/orders/{order['id']}").json["platform"] == "wechat"

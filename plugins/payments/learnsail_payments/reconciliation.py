@@ -111,9 +111,19 @@ def reconcile(session: Session, hook: Any, gateways: Mapping[str, Any], settings
                                           transaction_id=result.transaction_id,
                                           detail="paid at the platform with another amount or currency")
             continue
-        callbacks.settle_payment(session, hook, order, platform=platform, transaction_id=result.transaction_id,
-                                 paid_at=result.paid_at, actor_type=states.SYSTEM,
-                                 reason=f"reconciliation: {platform} says it was paid")
+        try:
+            # one order whose fulfilment fails must not hold back the others
+            with session.begin_nested():
+                callbacks.settle_payment(session, hook, order, platform=platform,
+                                         transaction_id=result.transaction_id, paid_at=result.paid_at,
+                                         actor_type=states.SYSTEM,
+                                         reason=f"reconciliation: {platform} says it was paid")
+        except Exception:
+            summary["errors"] += 1
+            log.exception("reconciliation could not settle %s (paid at %s); it is retried next time",
+                          order.order_no, platform)
+            session.expire(order)
+            continue
         summary["settled"] += 1
         log.info("reconciliation settled %s, paid at %s", order.order_no, platform)
 

@@ -24,6 +24,7 @@ class Gadgets:
         self.paid: list[tuple[str, int]] = []
         self.refunded: list[tuple[str, str]] = []
         self.fail_on_paid = False
+        self.fail_for: set[int] = set()
 
     def add(self, price: str, product_id: int | None = None) -> int:
         product_id = product_id or next(_n)
@@ -45,7 +46,7 @@ class Gadgets:
     @hookimpl
     def learnsail_order_paid(self, order, session):
         if order.product_type == "gadget":
-            if self.fail_on_paid:
+            if self.fail_on_paid or order.product_id in self.fail_for:
                 raise RuntimeError("the warehouse is on fire")
             self.paid.append((order.order_no, order.user_id))
 

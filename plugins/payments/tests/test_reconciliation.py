@@ -98,3 +98,21 @@ def test_a_paid_order_the_gateway_agrees_with_is_not_reported(app, clients, plan
     assert summary == {"checked": 1, "settled": 0, "findings": 0, "errors": 0}
     dbsession.expire_all()
     assert dbsession.get(Order, order["id"]).reconciled_at is not None
+
+
+def test_an_order_whose_fulfilment_fails_does_not_hold_back_the_others(app, clients, gadgets, dbsession):
+    student = clients["student"]
+    broken, fine = gadgets.add("5.00"), gadgets.add("6.00")
+    orders = []
+    for gadget in (broken, fine):
+        order = student.post_json("/api/v1/orders", {"product_type": "gadget", "product_id": gadget}).json
+        pay = student.post_json(f"/api/v1/orders/{order['id']}/pay", {"platform": "sandbox"}, status=200).json
+        query = dict(part.split("=") for part in pay["pay_params"]["confirm_url"].split("?", 1)[1].split("&"))
+        sandbox(app).confirm(order["order_no"], query["amount"], query["currency"], query["expires"], query["sig"])
+        _age(dbsession, order["id"])
+        orders.append(order)
+    gadgets.fail_for.add(broken)
+    summary = clients["admin"].post_json("/api/v1/admin/payments/reconcile", {}, status=200).json
+    assert (summary["settled"], summary["errors"]) == (1, 1)
+    dbsession.expire_all()
+    assert [dbsession.get(Order, o["id"]).status for o in orders] == ["pending", "paid"]
