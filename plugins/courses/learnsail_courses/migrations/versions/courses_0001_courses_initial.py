@@ -78,7 +78,7 @@ def upgrade() -> None:
     sa.Column('price', sa.Numeric(precision=10, scale=2), nullable=False),
     sa.Column('is_free', sa.Boolean(), nullable=False),
     sa.Column('is_member_only', sa.Boolean(), nullable=False),
-    sa.Column('tag_names', sa.JSON(), nullable=False),
+    sa.Column('tag_names', sa.String(length=700), nullable=False),
     sa.Column('duration', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('student_count', sa.Integer(), nullable=False),
