@@ -94,7 +94,6 @@ class Order(TimestampMixin, Base):
 
     items: Mapped[list[OrderItem]] = relationship(back_populates="order", cascade="all, delete-orphan",
                                                   order_by="OrderItem.id")
-    coupon: Mapped[Coupon | None] = relationship(lazy="raise_on_sql")
 
     @property
     def expired_by_time(self) -> bool:
@@ -248,8 +247,6 @@ class UserCoupon(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     used_at: Mapped[dt.datetime | None]
 
-    coupon: Mapped[Coupon] = relationship(lazy="raise_on_sql")
-
 
 class Refund(TimestampMixin, Base):
     """A refund of (part of) a paid order: requested (by its buyer) →
@@ -275,8 +272,6 @@ class Refund(TimestampMixin, Base):
     gateway_refund_id: Mapped[str | None] = mapped_column(sa.String(64))
     failure_reason: Mapped[str | None] = mapped_column(sa.String(255))
     completed_at: Mapped[dt.datetime | None]
-
-    order: Mapped[Order] = relationship(lazy="raise_on_sql")
 
 
 class MembershipPlan(TimestampMixin, Base):
