@@ -162,7 +162,8 @@ class UploadPart(Base):
     #: where the piece starts in the file
     start: Mapped[int] = mapped_column(sa.BigInteger)
     size: Mapped[int] = mapped_column(sa.BigInteger)
-    #: MD5 of the piece (hex)
+    #: MD5 of the piece (hex); empty until it is needed (a chunk's own MD5 is
+    #: computed only to compare a copy sent again, or to report a mismatch)
     md5: Mapped[str] = mapped_column(sa.String(32))
     #: the object holding the piece (S3); None when it is written in place in the part file (local)
     object_key: Mapped[str | None] = mapped_column(sa.String(512))

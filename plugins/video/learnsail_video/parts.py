@@ -197,6 +197,18 @@ class PartStore:
     def forget_replaced(self, old: PartRef, new_key: str | None) -> None:
         """After the commit that recorded a replacement: remove what it replaced."""
 
+    def written_digest(self, prefix: str, writer: PieceWriter) -> str:
+        """The MD5 of what ``writer`` wrote (before :meth:`keep`), read back:
+        a piece's own MD5 is computed only when it is needed."""
+        raise NotImplementedError
+
+    def part_digest(self, prefix: str, part: PartRef) -> str:
+        """The MD5 of a stored piece, read back."""
+        digest = hashlib.md5()
+        for block in self.read(prefix, [part], part.start + part.size, part.start):
+            digest.update(block)
+        return digest.hexdigest()
+
     def read(self, prefix: str, parts: Sequence[PartRef], size: int, start: int = 0) -> Iterator[bytes]:
         """The upload's bytes from ``start`` to ``size``, in blocks."""
         raise NotImplementedError
@@ -284,6 +296,18 @@ class LocalParts(PartStore):
                 os.close(fd)
             side.unlink()
         return None
+
+    def written_digest(self, prefix: str, writer: PieceWriter) -> str:
+        digest = hashlib.md5()
+        path = writer.path if writer.spec.replacing else self.data_path(prefix)  # type: ignore[attr-defined]
+        start = 0 if writer.spec.replacing else writer.spec.start
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            left = writer.count
+            while left > 0 and (block := handle.read(min(CHUNK_SIZE, left))):
+                digest.update(block)
+                left -= len(block)
+        return digest.hexdigest()
 
     def drop(self, prefix: str, writer: PieceWriter) -> None:
         writer.close()
@@ -384,6 +408,14 @@ class ObjectParts(PartStore):
 
     def drop(self, prefix: str, writer: PieceWriter) -> None:
         writer.close()  # nothing was put yet
+
+    def written_digest(self, prefix: str, writer: PieceWriter) -> str:
+        spool = writer.spool  # type: ignore[attr-defined]
+        spool.seek(0)
+        digest = hashlib.md5()
+        while block := spool.read(CHUNK_SIZE):
+            digest.update(block)
+        return digest.hexdigest()
 
     def forget_replaced(self, old: PartRef, new_key: str | None) -> None:
         if old.object_key and old.object_key != new_key:

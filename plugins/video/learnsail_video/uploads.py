@@ -297,10 +297,16 @@ def chunk_size_of(task: UploadTask, index: int) -> int:
     return task.file_size - task.chunk_size * (task.total_chunks - 1)
 
 
-def begin_chunk(session: Any, store: PartStore, task: UploadTask, index: int) -> tuple[PieceWriter, UploadPart | None]:
+def begin_chunk(session: Any, store: PartStore, task: UploadTask, index: int, *,
+                want_md5: bool = False) -> tuple[PieceWriter, UploadPart | None]:
     """A writer for chunk ``index`` of ``task`` (400 when out of range, 409
     when the task takes no more chunks), and the chunk as already received,
-    if it was: then the new copy is written aside and compared."""
+    if it was: then the new copy is written aside and compared.
+
+    The chunk's own MD5 is computed as it streams only when it will be
+    needed (``want_md5``: the client sent one to compare; a copy of a chunk
+    received before); otherwise only the upload's MD5 is, and the chunk's
+    is read back later if ever asked for."""
     if task.protocol != CHUNKS:
         raise ChunkRejected({"task_id": ["This upload is not sent in chunks."]})
     _accepting(task)
@@ -310,7 +316,8 @@ def begin_chunk(session: Any, store: PartStore, task: UploadTask, index: int) ->
     start = index * (task.chunk_size or 0)
     spec = PieceSpec(number=index, start=start, limit=chunk_size_of(task, index), replacing=existing is not None)
     resumable = None if existing is not None else _continues_md5(task, start)
-    return store.writer(task.prefix, spec, resumable=resumable), existing
+    return store.writer(task.prefix, spec, resumable=resumable,
+                        piece_md5=want_md5 or existing is not None), existing
 
 
 @dataclasses.dataclass
@@ -338,13 +345,18 @@ def record_chunk(session: Any, store: PartStore, task: UploadTask, writer: Piece
         raise ChunkRejected({"chunk_data": [f"Chunk {index} must hold {expected} bytes, not {writer.count}."],
                              "expected_size": expected})
     digest = writer.digest()
+    if not digest and chunk_md5 is not None:
+        digest = store.written_digest(task.prefix, writer)  # chunk_md5 came after the data
     if chunk_md5 is not None and chunk_md5.lower() != digest:
         store.drop(task.prefix, writer)
         raise ChunkRejected({"chunk_md5": [f"Chunk {index} arrived with MD5 {digest}, not {chunk_md5.lower()}; "
                                            "it was not kept: send it again."]})
-    if existing is not None and existing.md5 == digest:
-        store.drop(task.prefix, writer)
-        return ChunkOutcome(duplicate=True)
+    if existing is not None:
+        if not existing.md5:
+            existing.md5 = store.part_digest(task.prefix, _ref(existing))
+        if existing.md5 == digest:
+            store.drop(task.prefix, writer)
+            return ChunkOutcome(duplicate=True)
     try:
         key = store.keep(task.prefix, writer, _ref(existing))
     except BaseException:
@@ -629,7 +641,8 @@ def complete(session: Any, task: UploadTask, *, verified_md5: str | None = None)
                 f"The file received has MD5 {digest}, not {task.file_md5}. Send the chunks again: a chunk whose "
                 "content differs replaces the one received, and the upload completes once they all match.",
                 {"file_md5": ["Does not match the file received."], "received_md5": digest,
-                 "chunk_md5s": {str(part.number): part.md5 for part in parts} if task.protocol == CHUNKS else {}})
+                 "chunk_md5s": {str(part.number): part.md5 or store.part_digest(task.prefix, ref)
+                                for part, ref in zip(parts, refs)} if task.protocol == CHUNKS else {}})
     head = store.head(task.prefix, refs, task.file_size, sniff.HEAD_SIZE)
     ftype = sniff.detect(io.BytesIO(head))
     if ftype.kind != "video" and ftype.mime != "application/octet-stream":

@@ -153,6 +153,17 @@ def test_a_chunk_not_matching_its_md5_is_not_kept(testapp, teacher, clips):
     assert "chunk_md5" in response.json["error"]["details"]
     send_chunk(testapp, teacher, task["task_id"], 0, pieces[0], chunk_md5=md5(pieces[0]))
     assert status_of(testapp, teacher, task["task_id"]).json["uploaded_chunks"] == [0]
+    # chunk_md5 sent after the data is checked too (the chunk is read back)
+    for digest, status in ((md5(b"other"), 400), (md5(pieces[1]), 200)):
+        boundary = "after-the-data"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"task_id\"\r\n\r\n{task['task_id']}\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"chunk_index\"\r\n\r\n1\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"chunk_data\"; filename=\"c\"\r\n\r\n"
+                ).encode() + pieces[1] + (f"\r\n--{boundary}\r\nContent-Disposition: form-data; "
+                                          f"name=\"chunk_md5\"\r\n\r\n{digest}\r\n--{boundary}--\r\n").encode()
+        testapp.request(CHUNK, method="POST", body=body, status=status,
+                        headers={**teacher, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status_of(testapp, teacher, task["task_id"]).json["uploaded_chunks"] == [0, 1]
 
 
 def test_an_md5_mismatch_is_409_and_resending_the_chunk_repairs_the_upload(testapp, teacher, clips, dbsession,

@@ -330,7 +330,8 @@ def upload_chunk_view(request: Any) -> Any:
             raise multipart.FormError(f"Send {' and '.join(missing)} before chunk_data.", missing[0])
         values = _load(ChunkFields, {k: v for k, v in form.fields.items() if k in ("task_id", "chunk_index")})
         task = uploads.get_task(request.db, request.identity.id, values["task_id"])
-        writer, existing = uploads.begin_chunk(request.db, store, task, values["chunk_index"])
+        writer, existing = uploads.begin_chunk(request.db, store, task, values["chunk_index"],
+                                               want_md5="chunk_md5" in form.fields)
         state.update(task=task, writer=writer, existing=existing)
         return writer
 
