@@ -136,8 +136,8 @@ class PieceWriter:
         size = len(data)
         if self.count + size > self.spec.limit:
             raise PieceTooLarge(self.spec.limit)
-        if isinstance(data, (bytearray, memoryview)):
-            data = bytes(data)  # the caller may reuse its buffer while the helper hashes
+        if (self.md5 is not None or self.checksum is not None) and isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)  # the caller may reuse its buffer while a helper hashes it
         self._store(data)
         self.count += size
         if self.md5 is not None:
