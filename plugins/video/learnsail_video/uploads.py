@@ -679,7 +679,10 @@ def complete(session: Any, task: UploadTask, *, verified_md5: str | None = None)
         store.undo_assemble(task.prefix, key)
         raise
     # only once nothing can fail any more: what follows the commit, or its abort
-    delete_if_aborted(session, storage, undo=lambda: store.undo_assemble(task.prefix, key))
+    if task.protocol == SINGLE:
+        delete_if_aborted(session, storage, key=key)  # the task itself goes too: nothing to put back
+    else:
+        delete_if_aborted(session, storage, undo=lambda: store.undo_assemble(task.prefix, key))
     on_commit(session, _remove_parts, storage, task.prefix, what="remove the parts of a finished upload")
     return video
 

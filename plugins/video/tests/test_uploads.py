@@ -283,3 +283,34 @@ def test_a_single_request_upload_of_a_non_video_leaves_nothing(testapp, teacher,
     assert dbsession.scalar(sa.select(sa.func.count()).select_from(UploadTask)
                             .where(UploadTask.protocol == "single", UploadTask.status == "uploading")) == 0
     assert set(keys_under(storage, "")) == objects
+
+
+def test_a_completion_that_does_not_commit_puts_the_parts_back(testapp, teacher, clips, storage, dbsession,
+                                                               monkeypatch):
+    """Completion moves the parts to the video's key (local) or composes it
+    (S3) before the commit; when the transaction aborts instead, the parts
+    are as they were and no object is left at the key, so completing again
+    works."""
+    import transaction
+
+    from learnsail_video import uploads
+
+    data = clips["medium"]
+    monkeypatch.setattr(uploads, "finish", lambda session, task: None)  # the last chunk does not complete
+    task, _ = upload(testapp, teacher, data, 256 * KIB)
+    monkeypatch.undo()
+    row = task_row(dbsession, task["task_id"])
+    objects = set(keys_under(storage, ""))
+    manager = transaction.TransactionManager(explicit=True)
+    dbsession.info["learnsail.tm"] = manager
+    manager.begin()
+    video = uploads.complete(dbsession, row)
+    key = video.source_key
+    assert stored_bytes(storage, key) == data
+    manager.abort()
+    dbsession.rollback()
+    assert set(keys_under(storage, "")) == objects and key not in objects
+    del dbsession.info["learnsail.tm"]
+    done = testapp.post_json(COMPLETE, {"task_id": task["task_id"]}, headers=teacher).json
+    assert done["status"] == "processing"
+    assert stored_bytes(storage, video_row(dbsession, task["video_id"]).source_key) == data
