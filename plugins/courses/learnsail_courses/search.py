@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import datetime as dt
 import hashlib
 import json
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
@@ -95,6 +97,7 @@ def catalogue(session: Session, query: dict[str, Any], *, caller_id: int | None,
 CARD_COLUMNS = (Course.id, Course.title, Course.cover_image_url, Course.teacher_id, Course.price, Course.rating,
                 Course.rating_count, Course.student_count, Course.difficulty, Course.status, Course.category_id,
                 Course.course_type, Course.is_free, Course.is_member_only, Course.duration, Course.tag_names,
+                Course.published_at,
                 User.username.label("teacher_username"), UserProfile.real_name.label("teacher_real_name"))
 
 
@@ -128,6 +131,70 @@ def page_cards(session: Session, page_stmt: sa.Select, sort: str | None) -> list
     stmt = (sa.select(*CARD_COLUMNS).join(ids, ids.c.id == Course.id).join(User, User.id == Course.teacher_id)
             .outerjoin(UserProfile, UserProfile.user_id == User.id).order_by(*SORTS[sort or "newest"]))
     return list(session.execute(stmt))
+
+
+#: the sorts whose keys change only with a change of the catalogue (which
+#: drops the cached counts and anchors): a page of these may be read by
+#: seeking from the row before it instead of skipping every row before it
+SEEK_KEYS = {
+    "newest": ((Course.published_at, "desc", dt.datetime.fromisoformat), (Course.id, "desc", int)),
+    "price": ((Course.price, "asc", Decimal), (Course.id, "desc", int)),
+    "-price": ((Course.price, "desc", Decimal), (Course.id, "desc", int)),
+}
+
+
+def _after(keys: tuple, values: list[Any]) -> sa.ColumnElement:
+    """Rows after ``values`` in the order of ``keys`` (lexicographic)."""
+    clauses = []
+    for i, (column, direction, _) in enumerate(keys):
+        beyond = column < values[i] if direction == "desc" else column > values[i]
+        clauses.append(sa.and_(*[keys[j][0] == values[j] for j in range(i)], beyond))
+    return sa.or_(*clauses)
+
+
+def _anchor_of(keys: tuple, row: Any) -> list[Any]:
+    """The sort key of ``row`` as JSON values (the cache stores JSON)."""
+    values = (getattr(row, column.key) for column, _, _ in keys)
+    return [v.isoformat() if isinstance(v, dt.datetime) else v if isinstance(v, int) else str(v) for v in values]
+
+
+def _values(keys: tuple, anchor: list[Any]) -> list[Any]:
+    return [decode(value) for (_, _, decode), value in zip(keys, anchor)]
+
+
+def anchor_key(query: dict[str, Any], size: int, page: int) -> str:
+    """The cache key of the sort key of the row just before ``page``."""
+    return f"{count_key(query)}:before:{query.get('sort') or 'newest'}:{size}:{page}"
+
+
+def fetch_page(session: Session, cache: Any, stmt: sa.Select, query: dict[str, Any], page: int, size: int, *,
+               anchors: bool, ttl: int) -> list[Any]:
+    """The cards of ``page`` of the catalogue select ``stmt`` (one statement).
+
+    With ``anchors`` (a public query, whose answer is the same for
+    everyone) and a stable sort (:data:`SEEK_KEYS`), the sort key of the row
+    before each page served is kept in the cache: the next page, or the
+    same page asked again, is then read by seeking to it on the index
+    rather than skipping every row before it (OFFSET), so deep pages cost
+    about what the first one does.  A page asked cold is read with OFFSET
+    (one row more, the one before it, gives its anchor)."""
+    sort = query.get("sort") or "newest"
+    keys = SEEK_KEYS.get(sort) if anchors else None
+    if keys is None:
+        return page_cards(session, stmt.limit(size).offset((page - 1) * size), sort)
+    before = cache.get(anchor_key(query, size, page)) if page > 1 else None
+    if page == 1:
+        rows = page_cards(session, stmt.limit(size), sort)
+    elif before is not None:
+        rows = page_cards(session, stmt.where(_after(keys, _values(keys, before))).limit(size), sort)
+    else:
+        rows = page_cards(session, stmt.limit(size + 1).offset((page - 1) * size - 1), sort)
+        if rows:
+            cache.set(anchor_key(query, size, page), _anchor_of(keys, rows[0]), ttl)
+        rows = rows[1:]
+    if len(rows) == size:
+        cache.set(anchor_key(query, size, page + 1), _anchor_of(keys, rows[-1]), ttl)
+    return rows
 
 
 def with_card_data(stmt: sa.Select) -> sa.Select:

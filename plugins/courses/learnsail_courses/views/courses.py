@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from learnsail.api import PUBLIC, Service, no_content, page_of
-from learnsail.db.pagination import count_of, paginate
+from learnsail.db.pagination import count_of, page_params, paginate
 from learnsail.errors import NotFound
 from learnsail.identity.models import User
 from learnsail.identity.acl import require_owner_or_permission
@@ -75,20 +75,26 @@ def list_courses(request: Any) -> dict:
     status, or the one asked); course managers may ask for any status.
     Two queries whatever the page size (the count, the page with its
     teachers and tags); the count of a public query is cached for
-    learnsail.courses.count_cache_ttl seconds, so usually one."""
+    learnsail.courses.count_cache_ttl seconds, so usually one, and a page
+    after one already served seeks to its place on the index (deep pages
+    cost what the first does)."""
     query = request.validated["querystring"]
     caller, view_any = user_id(request), may(request, COURSE_VIEW_ANY)
     stmt = search.catalogue(request.db, query, caller_id=caller, may_view_any=view_any)
     ttl = request.registry.settings.get(COUNT_CACHE_TTL, 60)
+    shared = bool(ttl) and search.is_public(query, caller_id=caller, may_view_any=view_any)
+    cache = request.registry["learnsail.cache"]
+    page, size = page_params(request)
 
     def count(select: Any) -> int:
         produce = lambda: count_of(request.db, search.ids_only(select))  # noqa: E731
-        if not ttl or not search.is_public(query, caller_id=caller, may_view_any=view_any):
-            return produce()
-        return request.registry["learnsail.cache"].get_or_set(search.count_key(query), produce, ttl)
+        return cache.get_or_set(search.count_key(query), produce, ttl) if shared else produce()
+
+    def fetch(_page_stmt: Any) -> list:
+        return search.fetch_page(request.db, cache, stmt, query, page, size, anchors=shared, ttl=ttl)
 
     return paginate(request, request.db, stmt, lambda row: card_of_row(row, row.tag_names or []),
-                    count=count, fetch=lambda page_stmt: search.page_cards(request.db, page_stmt, query.get("sort")))
+                    count=count, fetch=fetch)
 
 
 def card_of_row(row: Any, tags: list[str]) -> dict:
