@@ -310,13 +310,13 @@ class Run:
             self._abort_transaction()
             self._fail(str(exc))
         except TransientError as exc:
-            self._after_error(exc, attempt, transient=True)
+            self._after_error(exc, attempt)
         except Exception as exc:
             from learnsail.tasks import is_transient
 
             if is_transient(exc) and not isinstance(exc, (transcode.TranscodeFailed, OSError)):
                 raise  # the database or cache is unreachable: the core retries the whole task
-            self._after_error(exc, attempt, transient=False)
+            self._after_error(exc, attempt)
         finally:
             with _ACTIVE_LOCK:
                 _ACTIVE_RUNS.discard(self.run_id)
@@ -325,7 +325,7 @@ class Run:
         self.ctx.tm.abort()
         self.ctx.tm.begin()
 
-    def _after_error(self, exc: BaseException, attempt: int, *, transient: bool) -> None:
+    def _after_error(self, exc: BaseException, attempt: int) -> None:
         message = _message(exc)
         log.warning("video %s: run %s (attempt %d of %d) failed: %s", self.video_id, self.run_id, attempt,
                     self.max_attempts, message)
