@@ -171,9 +171,11 @@ def get_course(request: Any) -> dict:
     if not access.may_see(request, seen_as):
         raise NotFound(f"No course with id {ident}.")
     enrolment = None
-    if user_id(request) is not None:
-        enrolment = request.db.scalar(sa.select(Enrolment).where(Enrolment.user_id == user_id(request),
-                                                                 Enrolment.course_id == ident, access.usable()))
+    if user_id(request) is not None:  # plain columns: no ORM object for a read-only answer
+        enrolment = request.db.execute(sa.select(
+            Enrolment.kind, Enrolment.valid_until, Enrolment.progress_percent, Enrolment.completed_lessons,
+            Enrolment.last_accessed_at, Enrolment.completed_at)
+            .where(Enrolment.user_id == user_id(request), Enrolment.course_id == ident, access.usable())).first()
     return {
         **public,
         "is_enrolled": enrolment is not None and enrolment.kind != TRIAL,
