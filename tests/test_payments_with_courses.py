@@ -210,6 +210,13 @@ def test_a_course_bought_through_alipay(clients, testapp, alipay, dbsession):
     assert dbsession.get(Order, order["id"]).status == "pending"
     assert testapp.post("/api/v1/pay/callback/alipay", body, headers=form, status=200).body == b"success"
     assert is_enrolled(student, course["id"]) is True
+    # Alipay resends a notification unchanged (same notify_id) until it hears
+    # "success": a resend of the applied one is acknowledged, changing nothing
+    events = dbsession.scalar(sa.select(sa.func.count()).select_from(OrderEvent)
+                              .where(OrderEvent.order_id == order["id"]))
+    assert testapp.post("/api/v1/pay/callback/alipay", body, headers=form, status=200).body == b"success"
+    assert dbsession.scalar(sa.select(sa.func.count()).select_from(OrderEvent)
+                            .where(OrderEvent.order_id == order["id"])) == events
     assert student.get(f"/api/v1/orders/{order['id']}").json["platform"] == "alipay"
     refund = admin.post_json(f"/api/v1/admin/orders/{order['id']}/refund", {}, status=201).json
     assert refund["status"] == "succeeded" and is_enrolled(student, course["id"]) is False

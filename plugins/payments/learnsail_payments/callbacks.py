@@ -10,7 +10,10 @@ confirms a sandbox payment:
    window, decryption);
 2. the merchant and app it names must be the ones configured;
 3. its nonce is recorded in ``payments_notification_nonces`` (unique per
-   platform, in this transaction): a replay is refused;
+   platform, in this transaction): a replay is refused -- except on a
+   platform that resends an unacknowledged notification unchanged (Alipay,
+   ``Gateway.resends_same_nonce``), where the repeat of an applied
+   notification is acknowledged and changes nothing;
 4. the order is locked (``SELECT ... FOR UPDATE``); amount and currency
    must be the order's;
 5. pending → paid, exactly once (:func:`settle_payment`), which spends the
@@ -82,7 +85,16 @@ def handle_notification(session: Session, hook: Any, gateway: Gateway, headers: 
         raise NotificationRejected("wrong_merchant", "The notification names another merchant.")
     if gateway.app_id and note.app_id != gateway.app_id:
         raise NotificationRejected("wrong_app", "The notification names another app.")
-    record_nonce(session, gateway.name, note.nonce or "sha256:" + hashlib.sha256(body).hexdigest())
+    try:
+        record_nonce(session, gateway.name, note.nonce or "sha256:" + hashlib.sha256(body).hexdigest())
+    except NotificationRejected:
+        if not gateway.resends_same_nonce:
+            raise
+        # the platform resending what it was told too late was applied: its
+        # nonce is recorded only with the change it made
+        log.info("%s resent notification %s for order %s: already applied", gateway.name, note.nonce,
+                 note.order_no)
+        return Outcome(note.kind, orders.find_by_no(session, note.order_no), duplicate=True)
     if note.kind == "payment":
         return _payment(session, hook, gateway, note)
     if note.kind == "refund":

@@ -70,6 +70,10 @@ def lock(session: Session, order_id: int) -> Order | None:
                           .execution_options(populate_existing=True))
 
 
+def find_by_no(session: Session, order_no: str) -> Order | None:
+    return session.scalar(sa.select(Order).where(Order.order_no == order_no))
+
+
 def lock_by_no(session: Session, order_no: str) -> Order | None:
     return session.scalar(sa.select(Order).where(Order.order_no == order_no).with_for_update()
                           .execution_options(populate_existing=True))

@@ -129,6 +129,7 @@ class AlipayGateway(Gateway):
     """
 
     name = "alipay"
+    resends_same_nonce = True
 
     def __init__(self, *, app_id: str, seller_id: str, app_private_key: PrivateKey,
                  alipay_public_key: PublicKey, gateway_url: str = DEFAULT_GATEWAY_URL,

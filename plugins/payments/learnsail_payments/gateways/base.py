@@ -127,6 +127,12 @@ class Gateway(abc.ABC):
     #: checked it itself; empty means "not checked by the service".
     merchant_id: str = ""
     app_id: str = ""
+    #: the platform resends a notification unchanged, with the same nonce,
+    #: until it is acknowledged (Alipay's notify_id): a repeat of a nonce
+    #: already recorded -- recorded only when its notification was applied
+    #: and committed -- is acknowledged and changes nothing, instead of
+    #: being refused as a replay (WeChat Pay signs each resend anew)
+    resends_same_nonce: bool = False
 
     @abc.abstractmethod
     def create_payment(self, request: PaymentRequest) -> dict[str, Any]:
