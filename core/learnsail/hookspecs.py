@@ -133,9 +133,11 @@ def learnsail_product_quote(kind, ref_id, user, session):
     ``ref_id`` its id.  The plugin that sells ``kind`` returns a dict
     ``{"title": str, "price": Decimal, "currency": "CNY", "purchasable": bool,
     "reason": str | None}``, optionally with ``"image_url"`` (a picture of the
-    product for order pages); the others return None.  ``reason`` says why
-    ``purchasable`` is false (``"Already enrolled."``).  The first answer
-    wins; None overall means nobody sells ``kind``.
+    product for order pages) and ``"found": False`` when the product does
+    not exist (the buyer gets a 404 rather than a refusal); the others
+    return None.  ``reason`` says why ``purchasable`` is false (``"Already
+    enrolled."``).  The first answer wins; None overall means nobody sells
+    ``kind``.
     """
 
 
