@@ -8,6 +8,7 @@ served from the swagger-ui-py package: no CDN).
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +167,20 @@ def build(registry: Any) -> dict:
                       description=service.description or None)
     for tag in sorted(tags):
         spec.tag({"name": tag})
-    return spec.to_dict()
+    return _plain_numbers(spec.to_dict())
+
+
+def _plain_numbers(value: Any) -> Any:
+    """The document with JSON numbers where apispec left a Decimal (the
+    ``minimum``/``maximum`` of a Decimal field's Range): rendered as a string,
+    it is no JSON Schema number and OpenAPI tools refuse the operation."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(item) for item in value]
+    return value
 
 
 def openapi_view(request: Any) -> Any:
