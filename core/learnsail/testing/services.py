@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from typing import Sequence
 
 __all__ = [
     "ServiceUnavailable",
@@ -199,11 +200,13 @@ def _mariadb_ready(host: str, port: int) -> bool:
     return True
 
 
-def start_mariadb(base_dir: pathlib.Path) -> MariaDBServer:
+def start_mariadb(base_dir: pathlib.Path, options: Sequence[str] = ()) -> MariaDBServer:
     """Initialise a fresh datadir under ``base_dir`` and start MariaDB on it.
 
     The server listens on ``127.0.0.1`` on a free port; ``root`` has no
-    password.  Raises :class:`ServiceUnavailable` when the MariaDB binaries
+    password.  It is sized for tests (a 64 MiB buffer pool); ``options``
+    are further ``mariadbd`` options, later ones winning (benchmarks give
+    it a production-sized ``--innodb-buffer-pool-size``).  Raises :class:`ServiceUnavailable` when the MariaDB binaries
     are not installed, :class:`RuntimeError` when the server does not come up
     within 30 seconds (the message includes the tail of its log).
     """
@@ -269,6 +272,7 @@ def start_mariadb(base_dir: pathlib.Path) -> MariaDBServer:
         "--skip-log-bin",
         "--innodb-buffer-pool-size=64M",
         *user_args,
+        *options,
     ]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(

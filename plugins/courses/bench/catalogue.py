@@ -254,7 +254,8 @@ def main() -> None:
     from learnsail.testing.services import start_mariadb
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_mariadb(Path(tmp) / "mariadb")
+        # production-sized, not the test kit's 64 MiB: the data set must fit in memory as it would
+        server = start_mariadb(Path(tmp) / "mariadb", options=["--innodb-buffer-pool-size=2G"])
         try:
             url = server.create_database("courses_bench")
             settings = {"learnsail.data_dir": str(Path(tmp) / "data"), "learnsail.plugins": "courses",

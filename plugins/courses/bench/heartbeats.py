@@ -223,7 +223,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        mariadb = start_mariadb(base / "mariadb")
+        mariadb = start_mariadb(base / "mariadb", options=["--innodb-buffer-pool-size=1G"])
         redis = start_redis(base / "redis")
         try:
             print(f"{'run':12} {'reports':>8} {'rate/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'errors':>6}")
