@@ -170,6 +170,9 @@ class CourseWriteSchema(Schema):
     tags = fields.List(fields.String())
     course_type = fields.String()
     is_free = fields.Boolean()
+    language = fields.String(allow_none=True)
+    completion_threshold = fields.Integer(allow_none=True)
+    is_member_only = fields.Boolean()
     duration = fields.Integer()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -216,12 +219,18 @@ class CourseSummarySchema(Schema):
     title = fields.String()
     cover_image_url = fields.String(allow_none=True)
     teacher_name = fields.String()
+    teacher_id = fields.Integer()
     price = fields.Float()
     rating = fields.Float()
+    rating_count = fields.Integer()
     student_count = fields.Integer()
     difficulty = fields.String()
     status = fields.String()
     category_id = fields.Integer(allow_none=True)
+    course_type = fields.String()
+    is_free = fields.Boolean()
+    is_member_only = fields.Boolean()
+    duration = fields.Integer(metadata={"description": "Minutes."})
     tags = fields.List(fields.String())
 
 
@@ -238,6 +247,10 @@ class CourseDetailSchema(Schema):
     category = fields.Dict(allow_none=True, metadata={"description": "{id, name}"})
     difficulty = fields.String()
     price = fields.Float()
+    is_free = fields.Boolean()
+    is_member_only = fields.Boolean()
+    course_type = fields.String()
+    language = fields.String(allow_none=True)
     duration = fields.Integer()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -247,6 +260,10 @@ class CourseDetailSchema(Schema):
     rating_count = fields.Integer()
     tags = fields.List(fields.String())
     is_enrolled = fields.Boolean()
+    enrollment_type = fields.String(allow_none=True, metadata={"description": "The caller's enrolment kind: free, "
+                                                                              "paid, trial or member (null when "
+                                                                              "not enrolled)."})
+    valid_until = fields.DateTime(allow_none=True, metadata={"description": "When the caller's enrolment ends."})
     progress = fields.Dict(allow_none=True, metadata={"description": "The caller's progress when enrolled."})
 
 
@@ -333,6 +350,8 @@ class LessonSchema(Schema):
     type = fields.String()
     chapter_id = fields.Integer()
     course_id = fields.Integer()
+    locked = fields.Boolean(metadata={"description": "GET /lessons/{id}: the caller may not study it "
+                                                     "(resource_url is null then)."})
     progress = fields.Dict(allow_none=True)
 
 
@@ -514,6 +533,8 @@ class ReplySchema(Schema):
     user = fields.Nested(CommentUserSchema)
     like_count = fields.Integer()
     liked = fields.Boolean()
+    is_approved = fields.Boolean()
+    is_hidden = fields.Boolean()
 
 
 class CommentSchema(Schema):
