@@ -159,8 +159,8 @@ def build(registry: Any) -> dict:
                 op["responses"].setdefault(status, {
                     "description": ERROR_DESCRIPTIONS.get(status, "Error."),
                     "content": {"application/json": {"schema": error_ref}}})
-            op["responses"]["500"] = {"description": "SERVER_ERROR.",
-                                      "content": {"application/json": {"schema": error_ref}}}
+            op["responses"].setdefault("500", {"description": "SERVER_ERROR.",
+                                               "content": {"application/json": {"schema": error_ref}}})
             operations[method.lower()] = op
         if operations:
             spec.path(path=service.path, operations=operations,

@@ -17,10 +17,12 @@ _TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null":
 
 
 def response_schema(document: dict, method: str, path: str, status: int | str) -> dict:
-    """The JSON schema documented for ``method path`` answering ``status``."""
+    """The JSON schema documented for ``method path`` answering ``status``
+    (``{}``, anything, when the answer is documented without one)."""
     operation = document["paths"][path][method.lower()]
     response = operation["responses"][str(status)]
-    return response["content"]["application/json"]["schema"]
+    content = response.get("content") or {}
+    return (content.get("application/json") or {}).get("schema") or {}
 
 
 def _resolve(document: dict, schema: dict) -> dict:
@@ -44,6 +46,11 @@ def _matches_type(value: Any, kind: str) -> bool:
 def check(document: dict, schema: dict, value: Any, where: str = "") -> list[str]:
     """What is wrong with ``value`` against ``schema`` (empty: nothing)."""
     schema = _resolve(document, schema)
+    for keyword in ("anyOf", "oneOf"):
+        if keyword in schema:
+            tried = [check(document, alternative, value, where) for alternative in schema[keyword]]
+            if all(tried):
+                return [f"{where or '/'}: matches none of its {keyword}: " + "; ".join(p[0] for p in tried)]
     kinds = schema.get("type")
     if kinds is not None:
         kinds = [kinds] if isinstance(kinds, str) else kinds
