@@ -32,3 +32,71 @@ def test_money_bounds_in_the_openapi_document_are_numbers(testapp):
     wrong = {where: value for where, value in bounds.items()
              if not isinstance(value, Number) or isinstance(value, bool)}
     assert not wrong, wrong
+
+
+# --- answers against their documented schemas ---------------------------------------------
+
+def test_every_answer_matches_its_documented_schema(testapp, clients, users, gadgets, dbsession):
+    from learnsail.testing.contract import documented_path, mismatches
+    from payments_test_helpers import make_coupon, make_plan, pay_sandbox, post_callback, signed
+
+    document = testapp.get("/api/openapi.json").json
+    problems: list[str] = []
+    student, admin = clients["student"], clients["admin"]
+
+    def go(client, method, url, body=None, status="*"):
+        if method in ("post", "put"):
+            response = getattr(client, f"{method}_json")(url, body or {}, status=status)
+        else:
+            response = getattr(client, method)(url, status=status)
+        assert response.status_int < 300, (method, url, response.text[:300])
+        if response.body:
+            problems.extend(mismatches(document, method, documented_path(document, url.split("?")[0]), response))
+            return response.json
+        return None
+
+    plan = make_plan(admin)
+    go(admin, "put", f"/api/v1/admin/membership/plans/{plan['id']}", {"description": "d"})
+    go(clients["anonymous"], "get", "/api/v1/membership/plans")
+    go(admin, "get", "/api/v1/membership/plans?include_inactive=true")
+    coupon = make_coupon(admin, is_public=False, type="percent", discount_percent=10, max_discount="20.00",
+                         discount_amount=None)
+    go(admin, "get", f"/api/v1/admin/coupons/{coupon['id']}")
+    go(admin, "put", f"/api/v1/admin/coupons/{coupon['id']}", {"name": "Ten off"})
+    go(admin, "get", "/api/v1/admin/coupons")
+    go(admin, "post", f"/api/v1/admin/coupons/{coupon['id']}/issue", {"user_ids": [users.student.id, 999999]})
+    gadget = gadgets.add("100.00")
+    go(student, "get", "/api/v1/coupons")
+    go(student, "get", f"/api/v1/coupons?product_type=gadget&product_id={gadget}")
+    order = go(student, "post", "/api/v1/orders", {"product_type": "gadget", "product_id": gadget})
+    go(student, "post", f"/api/v1/coupons/{coupon['id']}/use", {"order_id": order["id"]})
+    go(student, "get", f"/api/v1/orders/{order['id']}")
+    go(student, "get", f"/api/v1/orders/{order['id']}/events")
+    go(student, "get", "/api/v1/pay/platforms")
+    go(student, "post", f"/api/v1/orders/{order['id']}/pay", {"platform": "sandbox"})
+    pay_sandbox(student, order["id"])
+    go(student, "get", "/api/v1/users/orders")
+    go(student, "get", "/api/v1/users/membership")
+    refund = go(student, "post", f"/api/v1/orders/{order['id']}/refund", {"reason": "r", "amount": "10.00"})
+    go(admin, "get", "/api/v1/admin/refunds")
+    go(admin, "post", f"/api/v1/admin/refunds/{refund['id']}/reject", {"note": "no"})
+    go(admin, "post", f"/api/v1/admin/orders/{order['id']}/refund", {"amount": "5.00"})
+    go(admin, "get", "/api/v1/admin/orders")
+    go(admin, "get", "/api/v1/admin/payments/stats")
+    go(admin, "post", "/api/v1/admin/payments/reconcile")
+    cancelled = go(student, "post", "/api/v1/orders", {"product_type": "membership", "product_id": plan["id"]})
+    go(student, "post", f"/api/v1/orders/{cancelled['id']}/cancel", {"reason": "changed my mind"})
+    headers, body = signed(testapp.app, cancelled)
+    post_callback(testapp, headers, body, status=200)  # paid after the cancel: a finding
+    findings = go(admin, "get", "/api/v1/admin/payments/discrepancies")
+    go(admin, "post", f"/api/v1/admin/payments/discrepancies/{findings['results'][0]['id']}/resolve",
+       {"note": "refunded at the platform"})
+    # the platform's answers, accepted and refused, are what the callback documents
+    other = go(student, "post", "/api/v1/orders", {"product_type": "gadget", "product_id": gadgets.add("3.00")})
+    headers, body = signed(testapp.app, other)
+    for response in (post_callback(testapp, headers, body, status=200),
+                     post_callback(testapp, headers, body, status=400),
+                     post_callback(testapp, {}, b"{}", status=400),
+                     post_callback(testapp, {}, b"{}", platform="p" * 30, status=400)):
+        problems.extend(mismatches(document, "post", "/api/v1/pay/callback/{platform}", response))
+    assert not problems, "\n".join(problems)

@@ -59,8 +59,17 @@ def _answer(ack: Any, status: int | None = None) -> Response:
 @callback.post(permission=PUBLIC, schema={"path": PlatformPath}, request_body=CALLBACK_BODY,
                responses={200: (CallbackAckSchema, "Accepted (committed): the platform's success answer -- "
                                                    "WeChat Pay 204/200, Alipay the text success, the sandbox "
-                                                   '{"code": 0, "message": "success"}.')},
-               errors=(400, 401, 404, 500))
+                                                   '{"code": 0, "message": "success"}. Alipay\'s refusal is '
+                                                   "a 200 too, the text fail."),
+                          400: ({"anyOf": [{"$ref": "#/components/schemas/CallbackAck"},
+                                           {"$ref": "#/components/schemas/Error"}]},
+                                "Refused by the sandbox: "
+                                '{"code": 1, "message": "<reason>: ..."}; nothing changed. A platform name '
+                                "that cannot be one: the error envelope."),
+                          500: (CallbackAckSchema, 'Refused by WeChat Pay\'s rules: {"code": "FAIL", "message": '
+                                                   '"<reason>: ..."}, or not saved (server_error); nothing '
+                                                   "changed, the platform retries.")},
+               errors=(404,))
 def receive_notification(request: Any) -> Response:
     """A platform's payment or refund notification (000).  The raw body
     is verified before it is read (WeChat Pay: RSA-SHA256 over
