@@ -9,7 +9,8 @@ At most one pending order exists per buyer and product (a unique
 ``pending_key``, cleared when the order leaves pending).  Ordering a
 product again while one is pending returns that order, unchanged (200):
 its price holds until it expires.  A coupon asked for then is applied to
-it if it has none; to change its coupon, cancel it and order again.
+it if it has none and no payment has started (the amount is fixed then);
+to change its coupon, cancel it and order again.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def _reuse(session: Session, hook: Any, existing: Order, user: Any, coupon_id: i
         if order.coupon_id is not None:
             raise Conflict(f"Your pending order {order.order_no} for this product already has another coupon; "
                            f"cancel it to order with this one.", {"order_id": order.id, "coupon_id": coupon_id})
-        coupons.apply_to_order(session, order, coupon_id, user.id, now)
+        # as POST /coupons/{id}/use: not once a payment has started (its amount is fixed)
+        coupons.use_on_order(session, order, coupon_id, user.id)
     return order, False
 
 

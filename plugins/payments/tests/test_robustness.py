@@ -100,3 +100,31 @@ def test_every_answer_matches_its_documented_schema(testapp, clients, users, gad
                      post_callback(testapp, {}, b"{}", platform="p" * 30, status=400)):
         problems.extend(mismatches(document, "post", "/api/v1/pay/callback/{platform}", response))
     assert not problems, "\n".join(problems)
+
+
+# --- review findings ----------------------------------------------------------------------
+
+def test_ordering_again_with_a_coupon_after_a_payment_started_changes_nothing(clients, gadgets, dbsession):
+    """Ordering the product again answers the pending order; a coupon given
+    then was applied even though a payment had started, so the amount the
+    buyer was charged no longer matched the order and their payment's
+    notification was refused as wrong_amount (paid, never fulfilled)."""
+    from payments_test_helpers import make_coupon, snapshot
+
+    student = clients["student"]
+    coupon = make_coupon(clients["admin"], discount_amount="20.00")
+    body = {"product_type": "gadget", "product_id": gadgets.add("100.00")}
+    order = student.post_json("/api/v1/orders", body, status=201).json
+    params = student.post_json(f"/api/v1/orders/{order['id']}/pay", {"platform": "sandbox"}, status=200).json
+    before = snapshot(dbsession)
+    r = student.post_json("/api/v1/orders", {**body, "coupon_id": coupon["id"]}, status=409)
+    assert r.json["error"]["code"] == "CONFLICT" and "payment has started" in r.json["error"]["message"]
+    assert snapshot(dbsession) == before
+    assert student.get(f"/api/v1/orders/{order['id']}").json["amount"] == 100.0
+    # the payment started at 100.00 still goes through
+    from payments_test_helpers import _path
+
+    paid = student.post_json(_path(params["pay_params"]["confirm_url"]), {}, status=200).json
+    assert paid["status"] == "paid" and gadgets.paid == [(order["order_no"], order["user_id"])]
+    # and the coupon was never touched
+    assert student.get(f"/api/v1/coupons").json[0]["available"] == 1
