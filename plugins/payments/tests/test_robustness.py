@@ -128,3 +128,14 @@ def test_ordering_again_with_a_coupon_after_a_payment_started_changes_nothing(cl
     assert paid["status"] == "paid" and gadgets.paid == [(order["order_no"], order["user_id"])]
     # and the coupon was never touched
     assert student.get(f"/api/v1/coupons").json[0]["available"] == 1
+
+
+def test_sales_statistics_until_the_first_days_of_year_one(clients):
+    """The default period is the 30 days before ``until``: before year 1
+    that date does not exist (OverflowError, a 500)."""
+    admin = clients["admin"]
+    r = admin.get("/api/v1/admin/payments/stats", params={"until": "0001-01-05T00:00:00Z"}, status=200)
+    assert r.json["since"].startswith("0001-01-01") and r.json["totals"]["orders"] == 0
+    admin.get("/api/v1/admin/payments/stats", params={"until": "0001-01-01T00:00:00Z"}, status=400)
+    admin.get("/api/v1/admin/payments/stats", params={"since": "9999-12-01T00:00:00Z",
+                                                      "until": "9999-12-31T23:59:59Z"}, status=200)

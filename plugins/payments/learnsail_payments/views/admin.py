@@ -113,6 +113,13 @@ def _money(figures: dict) -> dict:
             else (float(value) if key == "refund_rate" else value) for key, value in figures.items()}
 
 
+def _days_before(instant: dt.datetime, days: int) -> dt.datetime:
+    """``days`` before ``instant``, or the first representable instant (an
+    ``until`` in the first days of year 1 has no 30 days before it)."""
+    earliest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    return instant - dt.timedelta(days=days) if instant - earliest > dt.timedelta(days=days) else earliest
+
+
 @sales.get(permission=STATS_VIEW, schema={"querystring": SalesStatsQuery},
            responses={200: (SalesStatsSchema, "Sales figures for the period.")})
 def sales_stats(request: Any) -> dict:
@@ -122,7 +129,7 @@ def sales_stats(request: Any) -> dict:
     platform, and the refund reasons.  Orders count when they were paid."""
     query = request.validated["querystring"]
     until = query.get("until") or utcnow()
-    since = query.get("since") or until - dt.timedelta(days=30)
+    since = query.get("since") or _days_before(until, 30)
     if since >= until or until - since > dt.timedelta(days=366):
         raise ValidationFailed({"since": ["Must be before until, at most 366 days before."]})
     report = stats.report(request.db, since, until)
