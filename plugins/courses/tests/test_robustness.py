@@ -131,3 +131,29 @@ def test_every_answer_matches_its_documented_schema(testapp, clients, users):
     go(admin, "put", f"/api/v1/courses/{course['id']}/students/{users.student.id}", {"valid_until": None})
     go(student, "delete", f"/api/v1/courses/{course['id']}/enroll")
     assert not problems, "\n".join(problems)
+
+
+# --- cached answers never show what is no longer public --------------------------------------
+
+@pytest.mark.parametrize("leave", ["unpublish", "archive", "delete"])
+def test_the_cached_hot_ranking_drops_a_course_that_leaves_the_catalogue(clients, leave):
+    """The hot ranking was cached for hot_cache_ttl (300 s) and never
+    dropped: a course unpublished, archived or deleted stayed in it, title,
+    cover and teacher, for everyone."""
+    teacher, anonymous = clients["teacher"], clients["anonymous"]
+    course, _, _ = published_course(teacher, clients["admin"], title="Soon gone")
+    assert "Soon gone" in [c["title"] for c in anonymous.get("/api/v1/courses/hot").json]  # cached now
+    if leave == "delete":
+        teacher.delete(f"/api/v1/courses/{course['id']}", status=204)
+    else:
+        teacher.put_json(f"/api/v1/courses/{course['id']}",
+                         {"status": "draft" if leave == "unpublish" else "archived"}, status=200)
+    assert "Soon gone" not in [c["title"] for c in anonymous.get("/api/v1/courses/hot").json]
+    assert anonymous.get("/api/v1/courses").json["count"] == 0
+
+
+def test_the_cached_hot_ranking_shows_a_newly_published_course(clients):
+    anonymous = clients["anonymous"]
+    assert anonymous.get("/api/v1/courses/hot").json == []
+    published_course(clients["teacher"], clients["admin"], title="Fresh")
+    assert [c["title"] for c in anonymous.get("/api/v1/courses/hot").json] == ["Fresh"]

@@ -45,7 +45,9 @@ def forget_course(request: Any, course_id: int | None = None, *, catalogue: bool
     """Drop the cached detail of ``course_id`` (every course's when None)
     once the request's transaction commits; with ``catalogue`` (a change
     that may move courses in or out of catalogue results: status, filters,
-    search text) or for every course, the cached catalogue counts too."""
+    search text) or for every course, the cached catalogue counts and page
+    anchors and the hot ranking too (a course no longer published must
+    leave it at once, not after hot_cache_ttl)."""
     cache = request.registry["learnsail.cache"]
     if course_id is None:
         cache.invalidate(request, prefix="courses:detail:")
@@ -53,7 +55,10 @@ def forget_course(request: Any, course_id: int | None = None, *, catalogue: bool
         cache.invalidate(request, detail_key(course_id))
     if catalogue or course_id is None:
         cache.invalidate(request, prefix=COUNT_PREFIX)
+        cache.invalidate(request, prefix=HOT_PREFIX)
 
 
-#: cached counts of catalogue queries (see search.cached_count)
+#: cached counts and page anchors of catalogue queries (see search.count_key)
 COUNT_PREFIX = "courses:count:"
+#: cached hot rankings, one per limit (views/courses.py)
+HOT_PREFIX = "courses:hot:"

@@ -21,7 +21,7 @@ from learnsail_courses.schemas import (CourseCreateSchema, CourseDetailSchema, C
                                        CourseSummarySchema, CourseUpdateSchema, CourseWriteSchema, HotQuery,
                                        IdPath, ReviewResultSchema, ReviewSchema)
 from learnsail_courses.settings import COUNT_CACHE_TTL, DETAIL_CACHE_TTL, HOT_CACHE_TTL
-from learnsail_courses.views.common import detail_key, forget_course, hook, may, number, user_id
+from learnsail_courses.views.common import HOT_PREFIX, detail_key, forget_course, hook, may, number, user_id
 
 courses = Service(name="courses.courses", path="/api/v1/courses", description="The course catalogue.")
 course = Service(name="courses.course", path="/api/v1/courses/{id}", description="One course.")
@@ -117,7 +117,7 @@ def hot_courses(request: Any) -> list:
     produce = lambda: [course_card(c) for c in search.hot(request.db, limit)]  # noqa: E731
     if not ttl:
         return produce()
-    return request.registry["learnsail.cache"].get_or_set(f"courses:hot:{limit}", produce, ttl)
+    return request.registry["learnsail.cache"].get_or_set(f"{HOT_PREFIX}{limit}", produce, ttl)
 
 
 def _public_detail(found: Any) -> dict:
