@@ -126,6 +126,9 @@ class Ladder:
         dbsession.add(video)
         dbsession.flush()
         prefix = f"video-media/{video.id}/{uuid.uuid4().hex[:16]}/"
+        video.source_key = f"video-test/{uuid.uuid4().hex}/{self.clip.name}"
+        with open(self.clip, "rb") as handle:
+            storage.put(video.source_key, handle)
         for relative in self.result.files(self.out):
             with open(self.out / relative, "rb") as handle:
                 storage.put(prefix + relative, handle)

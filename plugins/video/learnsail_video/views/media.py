@@ -16,10 +16,10 @@ from learnsail_video.permissions import EDIT, MANAGE_ANY, VIEW
 
 videos = Service(name="video.videos", path="/api/v1/videos",
                  description="The caller's videos (everyone's for video managers).")
-video = Service(name="video.video", path=r"/api/v1/videos/{id:\d+}", description="One video: details, edit, delete.")
-status = Service(name="video.status", path=r"/api/v1/videos/{id:\d+}/status",
+video = Service(name="video.video", path="/api/v1/videos/{id}", description="One video: details, edit, delete.")
+status = Service(name="video.status", path="/api/v1/videos/{id}/status",
                  description="A video's processing status (000 §六 八).")
-retranscode = Service(name="video.retranscode", path=r"/api/v1/videos/{id:\d+}/retranscode",
+retranscode = Service(name="video.retranscode", path="/api/v1/videos/{id}/retranscode",
                       description="Process a video again from its original.")
 
 

@@ -14,15 +14,15 @@ from learnsail_video.media_schemas import (LessonPath, LessonVideoSchema, MediaP
                                            PlaySchema, VideoPath)
 from learnsail_video.permissions import PLAY
 
-play = Service(name="video.play", path=r"/api/v1/videos/{id:\d+}/play",
+play = Service(name="video.play", path="/api/v1/videos/{id}/play",
                description="Signed playback URLs of a video (001).")
 lesson_video = Service(name="video.lesson_video", path="/api/v1/lessons/{id}/video",
                        description="Signed playback URLs of a lesson's video (000).")
-hls_master = Service(name="video.hls_master", path=r"/api/v1/videos/{id:\d+}/hls/{token}/master.m3u8",
+hls_master = Service(name="video.hls_master", path="/api/v1/videos/{id}/hls/{token}/master.m3u8",
                      description="The HLS master playlist behind a playback token.")
-hls_media = Service(name="video.hls_media", path=r"/api/v1/videos/{id:\d+}/hls/{token}/{quality}/index.m3u8",
+hls_media = Service(name="video.hls_media", path="/api/v1/videos/{id}/hls/{token}/{quality}/index.m3u8",
                     description="One rung's HLS media playlist, its segments signed.")
-hls_thumbnails = Service(name="video.hls_thumbnails", path=r"/api/v1/videos/{id:\d+}/hls/{token}/thumbnails.vtt",
+hls_thumbnails = Service(name="video.hls_thumbnails", path="/api/v1/videos/{id}/hls/{token}/thumbnails.vtt",
                          description="The WebVTT thumbnails track (sprites) behind a playback token.")
 
 PLAYLIST_DOC = {"application/vnd.apple.mpegurl": None}

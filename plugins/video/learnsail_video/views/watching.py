@@ -13,9 +13,9 @@ from learnsail_video.media_schemas import (ProgressAnswerSchema, ProgressReportS
                                            StatisticsSchema, VideoPath)
 from learnsail_video.permissions import PLAY, STATS
 
-progress = Service(name="video.progress", path=r"/api/v1/videos/{id:\d+}/progress",
+progress = Service(name="video.progress", path="/api/v1/videos/{id}/progress",
                    description="Report where the player is (001).")
-statistics = Service(name="video.statistics", path=r"/api/v1/videos/{id:\d+}/statistics",
+statistics = Service(name="video.statistics", path="/api/v1/videos/{id}/statistics",
                      description="Play statistics of a video (001).")
 
 
