@@ -419,10 +419,18 @@ def uncollect(session: Session, user_id: int, course_id: int) -> None:
     session.flush()
 
 
-def collections(user_id: int) -> sa.Select:
-    return (sa.select(Collection, Course).join(Course, Course.id == Collection.course_id)
-            .where(Collection.user_id == user_id, Course.deleted_at.is_(None))
-            .order_by(Collection.created_at.desc(), Collection.course_id.desc()))
+def collections(user_id: int, *, see_all: bool = False) -> sa.Select:
+    """The user's collected courses they may still see (``access.may_see``
+    in SQL): published ones, their own, those they are enrolled in (not a
+    trial); every one for course managers (``see_all``).  A course that was
+    unpublished leaves the list, and comes back when it is published again."""
+    stmt = (sa.select(Collection, Course).join(Course, Course.id == Collection.course_id)
+            .where(Collection.user_id == user_id, Course.deleted_at.is_(None)))
+    if not see_all:
+        enrolled = sa.exists().where(Enrolment.user_id == user_id, Enrolment.course_id == Course.id,
+                                     Enrolment.kind != TRIAL, usable())
+        stmt = stmt.where(sa.or_(Course.status == PUBLISHED, Course.teacher_id == user_id, enrolled))
+    return stmt.order_by(Collection.created_at.desc(), Collection.course_id.desc())
 
 
 # --- statistics -----------------------------------------------------------------

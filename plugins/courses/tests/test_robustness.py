@@ -157,3 +157,26 @@ def test_the_cached_hot_ranking_shows_a_newly_published_course(clients):
     assert anonymous.get("/api/v1/courses/hot").json == []
     published_course(clients["teacher"], clients["admin"], title="Fresh")
     assert [c["title"] for c in anonymous.get("/api/v1/courses/hot").json] == ["Fresh"]
+
+
+def test_a_collected_course_that_is_unpublished_leaves_the_collection_list(clients):
+    """GET /users/collections listed collected courses whatever their
+    status: once unpublished (and retitled, re-priced as a draft) a course
+    still showed to every collector, though it is 404 for them everywhere
+    else.  Its enrolled students, its teacher and course managers still see it."""
+    teacher, student, other = clients["teacher"], clients["student"], clients["other_student"]
+    course, _, _ = published_course(teacher, clients["admin"], title="Public title")
+    for client in (student, other):
+        client.post_json(f"/api/v1/users/courses/{course['id']}/collect", {}, status=200)
+    student.post_json(f"/api/v1/courses/{course['id']}/enroll", {}, status=201)
+    teacher.put_json(f"/api/v1/courses/{course['id']}", {"status": "draft"}, status=200)
+    teacher.put_json(f"/api/v1/courses/{course['id']}", {"title": "Unreleased rework"}, status=200)
+    assert other.get("/api/v1/users/collections").json == {"count": 0, "next": None, "previous": None,
+                                                           "results": []}
+    other.get(f"/api/v1/courses/{course['id']}", status=404)
+    mine = student.get("/api/v1/users/collections").json
+    assert [c["title"] for c in mine["results"]] == ["Unreleased rework"]  # enrolled: still theirs to see
+    # republished, it is back in the list (the collection was kept)
+    teacher.put_json(f"/api/v1/courses/{course['id']}", {"status": "reviewing"}, status=200)
+    clients["admin"].put_json(f"/api/v1/courses/{course['id']}/review", {"status": "published"}, status=200)
+    assert other.get("/api/v1/users/collections").json["count"] == 1

@@ -14,7 +14,8 @@ from learnsail.identity.acl import require_owner_or_permission
 from learnsail.identity.models import User
 from learnsail_courses import access, learning, services
 from learnsail_courses.models import Course, Enrolment
-from learnsail_courses.permissions import COURSE_EDIT_ANY, ENROL, LEARN, STUDENTS_VIEW, STUDENTS_VIEW_ANY
+from learnsail_courses.permissions import (COURSE_EDIT_ANY, COURSE_VIEW_ANY, ENROL, LEARN, STUDENTS_VIEW,
+                                           STUDENTS_VIEW_ANY)
 from learnsail_courses.schemas import (CollectedSchema, CollectionItemSchema, CourseProgressSchema,
                                        CourseStatsSchema, EnrolmentSchema, EnrolSchema, IdPath, MyCourseSchema,
                                        MyCoursesQuery, NoteCreateSchema, NoteSchema, NoteUpdateSchema, PageQuery,
@@ -252,7 +253,7 @@ def uncollect_course(request: Any) -> dict:
                  responses={200: (page_of(CollectionItemSchema), "A page of collected courses, newest first.")})
 def list_collections(request: Any) -> dict:
     """The caller's collected courses, most recently collected first."""
-    stmt = learning.collections(request.identity.id).options(
+    stmt = learning.collections(request.identity.id, see_all=may(request, COURSE_VIEW_ANY)).options(
         selectinload(Course.teacher).selectinload(User.profile))
 
     def out(row: Any) -> dict:
