@@ -1,0 +1,124 @@
+"""Owner rules of the routes no other test put through a matrix: a course
+that is not published is 404 on every route that reads it for everyone
+but its teacher and course managers; only a course's teacher (or a course
+manager) changes it; notes are private; validity windows are the course
+managers'."""
+
+from __future__ import annotations
+
+import pytest
+
+from courses_test_helpers import add_chapter, add_lesson, make_course, published_course
+from learnsail.testing.authz import ADMIN_ONLY, check_matrix
+
+#: the course's teacher and course managers; 404 for everyone else
+OWNERS_SEE = {"anonymous": 404, "student": 404, "other_student": 404, "other_teacher": 404, "teacher": 200,
+              "admin": 200}
+#: the same on a route that needs a signed-in learner
+OWNERS_SEE_SIGNED_IN = {**OWNERS_SEE, "anonymous": 401}
+#: only the course's teacher and course managers change it
+OWNERS_EDIT = {"anonymous": 401, "student": 403, "other_student": 403, "other_teacher": 403, "teacher": 200,
+               "admin": 200}
+
+
+@pytest.fixture
+def draft(clients):
+    """A course in review (not published) with a chapter and a lesson."""
+    teacher = clients["teacher"]
+    course = make_course(teacher, title="Not out yet")
+    chapter = add_chapter(teacher, course["id"])
+    lesson = add_lesson(teacher, chapter["id"], duration=60, is_free=True)
+    teacher.put_json(f"/api/v1/courses/{course['id']}", {"status": "reviewing"}, status=200)
+    return course, chapter, lesson
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("/api/v1/courses/{course}", OWNERS_SEE),
+    ("/api/v1/courses/{course}/chapters", OWNERS_SEE),
+    ("/api/v1/chapters/{chapter}/lessons", OWNERS_SEE),
+    ("/api/v1/courses/{course}/comments", OWNERS_SEE),
+    ("/api/v1/lessons/{lesson}", OWNERS_SEE_SIGNED_IN),
+    ("/api/v1/lessons/{lesson}/notes", OWNERS_SEE_SIGNED_IN),
+])
+def test_a_course_not_published_is_read_only_by_its_owners(testapp, actor_headers, draft, url, expected):
+    course, chapter, lesson = draft
+    check_matrix(testapp, actor_headers, "GET", url.format(course=course["id"], chapter=chapter["id"],
+                                                            lesson=lesson["id"]), expected)
+
+
+def test_a_course_not_published_takes_nothing_from_outsiders(testapp, actor_headers, clients, draft):
+    course, _, lesson = draft
+    outsiders = {"anonymous": 401, "student": 404, "other_student": 404, "other_teacher": 404}
+
+    def matrix(owners):
+        return {**outsiders, **owners}
+
+    check_matrix(testapp, actor_headers, "POST", f"/api/v1/courses/{course['id']}/comments",
+                 matrix({"teacher": 201, "admin": 201}), json={"content": "Hello"})
+    check_matrix(testapp, actor_headers, "POST", f"/api/v1/lessons/{lesson['id']}/progress",
+                 matrix({"teacher": 200, "admin": 200}), json={"progress_percent": 10})
+    check_matrix(testapp, actor_headers, "POST", f"/api/v1/lessons/{lesson['id']}/notes",
+                 matrix({"teacher": 201, "admin": 201}), json={"content": "n"})
+    check_matrix(testapp, actor_headers, "POST", f"/api/v1/users/courses/{course['id']}/collect",
+                 matrix({"teacher": 200, "admin": 200}))
+    check_matrix(testapp, actor_headers, "POST", f"/api/v1/courses/{course['id']}/enroll",
+                 matrix({"teacher": 400, "admin": 400}), json={})
+    comment = clients["teacher"].post_json(f"/api/v1/courses/{course['id']}/comments", {"content": "c"},
+                                           status=201).json
+    check_matrix(testapp, actor_headers, "POST", f"/api/v1/comments/{comment['id']}/like",
+                 matrix({"teacher": 200, "admin": 200}))
+    # the catalogue: not for others, whatever they ask
+    for client in ("anonymous", "student", "other_teacher"):
+        for params in ({}, {"status": "reviewing"}, {"teacher_id": clients["teacher"].user.id},
+                       {"search": "Not out yet"}):
+            assert clients[client].get("/api/v1/courses", params=params).json["count"] == 0, (client, params)
+        assert clients[client].get("/api/v1/courses/hot").json == []
+
+
+def test_only_its_teacher_reorders_deletes_and_sees_figures(testapp, actor_headers, clients):
+    course, chapter, lessons = published_course(clients["teacher"], clients["admin"])
+    check_matrix(testapp, actor_headers, "PUT", f"/api/v1/courses/{course['id']}/chapters/order", OWNERS_EDIT,
+                 json={"ids": [chapter["id"]]})
+    check_matrix(testapp, actor_headers, "PUT", f"/api/v1/chapters/{chapter['id']}/lessons/order", OWNERS_EDIT,
+                 json={"ids": [x["id"] for x in reversed(lessons)]})
+    spare = add_chapter(clients["teacher"], course["id"])
+    check_matrix(testapp, actor_headers, "DELETE", f"/api/v1/chapters/{spare['id']}",
+                 {"anonymous": 401, "student": 403, "other_student": 403, "other_teacher": 403, "teacher": 204,
+                  "admin": 404})
+    check_matrix(testapp, actor_headers, "DELETE", f"/api/v1/courses/{course['id']}",
+                 {"anonymous": 401, "student": 403, "other_student": 403, "other_teacher": 403, "teacher": 204,
+                  "admin": 404})
+    other, _, _ = published_course(clients["teacher"], clients["admin"])
+    check_matrix(testapp, actor_headers, "DELETE", f"/api/v1/courses/{other['id']}",
+                 {"anonymous": 401, "student": 403, "other_student": 403, "other_teacher": 403, "admin": 204,
+                  "teacher": 404})
+
+
+def test_validity_windows_are_the_course_managers(testapp, actor_headers, clients, users):
+    course, _, _ = published_course(clients["teacher"], clients["admin"])
+    clients["student"].post_json(f"/api/v1/courses/{course['id']}/enroll", {}, status=201)
+    check_matrix(testapp, actor_headers, "PUT", f"/api/v1/courses/{course['id']}/students/{users.student.id}",
+                 ADMIN_ONLY, json={"valid_until": None})
+
+
+def test_notes_and_course_progress_are_private(testapp, actor_headers, clients):
+    course, _, (lesson, _) = published_course(clients["teacher"], clients["admin"])
+    student = clients["student"]
+    student.post_json(f"/api/v1/courses/{course['id']}/enroll", {}, status=201)
+    note = student.post_json(f"/api/v1/lessons/{lesson['id']}/notes", {"content": "mine"}, status=201).json
+    others = {"anonymous": 401, "other_student": 404, "teacher": 404, "other_teacher": 404, "admin": 404}
+    check_matrix(testapp, actor_headers, "PUT", f"/api/v1/notes/{note['id']}", {**others, "student": 200},
+                 json={"content": "changed"})
+    check_matrix(testapp, actor_headers, "DELETE", f"/api/v1/notes/{note['id']}", {**others, "student": 204})
+    # a lesson's notes list is the caller's own
+    for actor in ("other_student", "teacher", "admin"):
+        assert clients[actor].get(f"/api/v1/lessons/{lesson['id']}/notes").json == []
+    check_matrix(testapp, actor_headers, "GET", f"/api/v1/users/courses/{course['id']}/progress",
+                 {"anonymous": 401, "other_student": 404, "other_teacher": 404, "student": 200,
+                  "teacher": 404, "admin": 404})
+
+
+def test_tags_are_changed_by_tag_managers(testapp, actor_headers, clients):
+    tag = clients["admin"].post_json("/api/v1/tags", {"tags": [{"name": "owned"}]}, status=201).json[0]
+    check_matrix(testapp, actor_headers, "PUT", f"/api/v1/tags/{tag['id']}", ADMIN_ONLY, json={"colour": "#000000"})
+    check_matrix(testapp, actor_headers, "DELETE", f"/api/v1/tags?ids={tag['id']}", {**ADMIN_ONLY, "admin": 204})
