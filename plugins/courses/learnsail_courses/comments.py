@@ -45,15 +45,17 @@ def refresh_rating(session: Session, course_id: int) -> None:
 
 
 def add_comment(session: Session, user_id: int, course: Course, *, content: str, rating: int | None,
-                parent_id: int | None, lesson_id: int | None, approved: bool) -> Comment:
-    """A comment, a rating (top-level, enrolled users, once per course) or a reply."""
+                parent_id: int | None, lesson_id: int | None, approved: bool, moderator: bool = False) -> Comment:
+    """A comment, a rating (top-level, enrolled users, once per course) or a
+    reply (to a comment the user is shown)."""
     root_id = None
     if lesson_id is not None and session.scalar(
             sa.select(Lesson.id).where(Lesson.id == lesson_id, Lesson.course_id == course.id)) is None:
         raise ValidationFailed({"lesson_id": ["No such lesson in this course."]})
     if parent_id is not None:
         parent = session.get(Comment, parent_id)
-        if parent is None or parent.course_id != course.id or parent.is_hidden:
+        if parent is None or parent.course_id != course.id or parent.is_hidden or \
+                not shown_to(parent, user_id, moderator):
             raise ValidationFailed({"parent_id": ["No such comment on this course."]})
         if rating is not None:
             raise ValidationFailed({"rating": ["Replies carry no rating."]})
@@ -77,6 +79,13 @@ def add_comment(session: Session, user_id: int, course: Course, *, content: str,
     if rating is not None:
         refresh_rating(session, course.id)
     return comment
+
+
+def shown_to(comment: Comment, viewer_id: int | None, moderator: bool) -> bool:
+    """Does the list show ``comment`` to this viewer (:func:`_visible`)?"""
+    if moderator or (comment.is_approved and not comment.is_hidden):
+        return True
+    return viewer_id is not None and comment.user_id == viewer_id and not comment.is_hidden
 
 
 def get_comment(session: Session, comment_id: int) -> Comment:

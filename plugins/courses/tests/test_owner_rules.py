@@ -122,3 +122,23 @@ def test_tags_are_changed_by_tag_managers(testapp, actor_headers, clients):
     tag = clients["admin"].post_json("/api/v1/tags", {"tags": [{"name": "owned"}]}, status=201).json[0]
     check_matrix(testapp, actor_headers, "PUT", f"/api/v1/tags/{tag['id']}", ADMIN_ONLY, json={"colour": "#000000"})
     check_matrix(testapp, actor_headers, "DELETE", f"/api/v1/tags?ids={tag['id']}", {**ADMIN_ONLY, "admin": 204})
+
+
+def test_a_hidden_or_unapproved_comment_is_404_but_for_its_author_and_moderators(testapp, actor_headers, clients):
+    """Liking (or replying to) a comment by its id worked on hidden and
+    unapproved comments, which the list never shows: their like counts, and
+    that they exist, reached anyone who guessed the id."""
+    course, _, _ = published_course(clients["teacher"], clients["admin"])
+    url = f"/api/v1/courses/{course['id']}/comments"
+    hidden = clients["student"].post_json(url, {"content": "rude"}, status=201).json
+    clients["admin"].put_json(f"/api/v1/comments/{hidden['id']}/moderation", {"is_hidden": True}, status=200)
+    waiting = clients["student"].post_json(url, {"content": "new"}, status=201).json
+    clients["admin"].put_json(f"/api/v1/comments/{waiting['id']}/moderation", {"is_approved": False}, status=200)
+    others = {"anonymous": 401, "other_student": 404, "teacher": 404, "other_teacher": 404, "admin": 200}
+    check_matrix(testapp, actor_headers, "POST", f"/api/v1/comments/{hidden['id']}/like", {**others, "student": 404})
+    check_matrix(testapp, actor_headers, "POST", f"/api/v1/comments/{waiting['id']}/like", {**others, "student": 200})
+    check_matrix(testapp, actor_headers, "DELETE", f"/api/v1/comments/{waiting['id']}/like",
+                 {**others, "student": 200})
+    r = clients["other_student"].post_json(url, {"content": "me too", "parent_id": waiting["id"]}, status=400)
+    assert "parent_id" in r.json["error"]["details"]
+    clients["student"].post_json(url, {"content": "reply to mine", "parent_id": waiting["id"]}, status=201)

@@ -6,6 +6,7 @@ from typing import Any
 
 from learnsail.api import PUBLIC, Service, no_content, page_of
 from learnsail.db.pagination import paginate
+from learnsail.errors import NotFound
 from learnsail.identity.acl import require_owner_or_permission
 from learnsail_courses import comments
 from learnsail_courses.permissions import COMMENT, COMMENT_MODERATE
@@ -80,7 +81,7 @@ def create_comment(request: Any) -> dict:
     approved = not request.registry.settings.get(COMMENT_APPROVAL) or may(request, COMMENT_MODERATE)
     created = comments.add_comment(request.db, request.identity.id, course, content=body["content"],
                                    rating=body["rating"], parent_id=body["parent_id"], lesson_id=body["lesson_id"],
-                                   approved=approved)
+                                   approved=approved, moderator=may(request, COMMENT_MODERATE))
     if created.rating is not None:
         forget_course(request, course.id)  # rating
     request.response.status = 201
@@ -109,8 +110,13 @@ def moderate_comment(request: Any) -> dict:
 
 
 def _likeable(request: Any) -> Any:
+    """The comment, if the caller may see it: its course, and the comment
+    itself as the list shows it (hidden and unapproved ones are 404 but for
+    their author and moderators)."""
     found = comments.get_comment(request.db, request.validated["path"]["id"])
     visible_course(request, found.course_id)
+    if not comments.shown_to(found, user_id(request), may(request, COMMENT_MODERATE)):
+        raise NotFound(f"No comment with id {found.id}.")
     return found
 
 
