@@ -232,12 +232,29 @@ def resolve_tags(session: Session, names: list[str]) -> list[Tag]:
     tags = {t.name.lower(): t for t in session.scalars(sa.select(Tag).where(Tag.name.in_(wanted)))}
     out = []
     for name in wanted:
-        tag = tags.get(name.lower())
-        if tag is None:
-            tag = Tag(name=name, type="general")
-            session.add(tag)
-            tags[name.lower()] = tag
+        tag = tags.get(name.lower()) or _tag_named(session, name)
+        tags[name.lower()] = tag
         if tag not in out:
             out.append(tag)
-    session.flush()
     return sorted(out, key=lambda t: t.name)
+
+
+def _tag_named(session: Session, name: str) -> Tag:
+    """The tag the database holds equal to ``name`` (its collation decides:
+    MariaDB's ignores control characters and reads ß as ss, which Python's
+    lower() does not), created as a ``general`` tag when there is none."""
+    found = session.scalar(sa.select(Tag).where(Tag.name == name).limit(1))
+    if found is not None:
+        return found
+    tag = Tag(name=name, type="general")
+    try:
+        with session.begin_nested():
+            session.add(tag)
+            session.flush()
+    except IntegrityError:  # created meanwhile by a concurrent request
+        found = session.scalar(sa.select(Tag).where(Tag.name == name).limit(1))
+        if found is None:
+            raise Conflict(f"The tag {name!r} is being created by another request; try again.",
+                           {"tags": [name]}) from None
+        return found
+    return tag
