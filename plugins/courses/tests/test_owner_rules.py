@@ -142,3 +142,38 @@ def test_a_hidden_or_unapproved_comment_is_404_but_for_its_author_and_moderators
     r = clients["other_student"].post_json(url, {"content": "me too", "parent_id": waiting["id"]}, status=400)
     assert "parent_id" in r.json["error"]["details"]
     clients["student"].post_json(url, {"content": "reply to mine", "parent_id": waiting["id"]}, status=201)
+
+
+def test_the_lesson_list_gives_resource_urls_to_those_who_may_study_them(clients):
+    """The chapter's lesson list answered the resource_url of free and trial
+    lessons to anonymous callers, who may not study them (GET /lessons/{id}
+    is 401 for them), and withheld it for the lessons of a free chapter,
+    which every signed-in caller may study: it now follows the same rule as
+    the lesson itself."""
+    teacher = clients["teacher"]
+    course = make_course(teacher, price=50)
+    paid_chapter = add_chapter(teacher, course["id"])
+    free_chapter = add_chapter(teacher, course["id"], is_free=True)
+    url = "https://cdn.example/{}.pdf"
+    free = add_lesson(teacher, paid_chapter["id"], is_free=True, resource_url=url.format("free"))
+    trial = add_lesson(teacher, paid_chapter["id"], is_trial=True, resource_url=url.format("trial"))
+    locked = add_lesson(teacher, paid_chapter["id"], resource_url=url.format("locked"))
+    opened = add_lesson(teacher, free_chapter["id"], resource_url=url.format("opened"))
+    teacher.put_json(f"/api/v1/courses/{course['id']}", {"status": "reviewing"}, status=200)
+    clients["admin"].put_json(f"/api/v1/courses/{course['id']}/review", {"status": "published"}, status=200)
+
+    def urls(client, chapter):
+        return {x["id"]: x["resource_url"] for x in client.get(f"/api/v1/chapters/{chapter['id']}/lessons").json}
+
+    def detail(client, lesson):
+        return client.get(f"/api/v1/lessons/{lesson['id']}").json["resource_url"]
+
+    assert urls(clients["anonymous"], paid_chapter) == {free["id"]: None, trial["id"]: None, locked["id"]: None}
+    assert urls(clients["anonymous"], free_chapter) == {opened["id"]: None}
+    student = clients["student"]
+    assert urls(student, paid_chapter) == {free["id"]: url.format("free"), trial["id"]: url.format("trial"),
+                                           locked["id"]: None}
+    assert urls(student, free_chapter) == {opened["id"]: url.format("opened")}
+    for lesson in (free, trial, locked, opened):  # the list agrees with the lesson itself
+        assert detail(student, lesson) == (None if lesson is locked else lesson["resource_url"])
+    assert urls(teacher, paid_chapter)[locked["id"]] == url.format("locked")
