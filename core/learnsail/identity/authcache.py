@@ -77,6 +77,22 @@ class AuthCache:
                 self._revoked.clear()
         return revoked
 
+    def state_and_revocation(self, session_factory: Any, user_id: int, jti: str) -> tuple[UserState | None, bool]:
+        """:meth:`user_state` and :meth:`is_revoked` together: when neither
+        is remembered (the usual case for a caller seen less often than
+        every ``seconds``), one query answers both."""
+        now = time.monotonic()
+        user, revoked = self._users.get(user_id), self._revoked.get(jti)
+        if user is not None and user[0] > now or revoked is not None and revoked[0] > now:
+            return self.user_state(session_factory, user_id), self.is_revoked(session_factory, jti)
+        state, is_revoked = load_state_and_revocation(session_factory(), user_id, jti)
+        if self.seconds > 0:
+            self._users[user_id] = (now + self.seconds, state)
+            self._revoked[jti] = (now + self.seconds, is_revoked)
+            if len(self._revoked) > MAX_CLAIMS:
+                self._revoked.clear()
+        return state, is_revoked
+
     def forget_user(self, user_id: int) -> None:
         self._users.pop(user_id, None)
 
@@ -100,6 +116,30 @@ def load_user_state(session: Any, user_id: int) -> UserState | None:
                             .where(UserRole.user_id == user_id)).all()
     return UserState(active=bool(row.is_active) and row.deleted_at is None, valid_after=row.tokens_valid_after,
                      roles=frozenset([row.name, *extra]))
+
+
+#: separates the extra role names of :func:`load_state_and_revocation`'s one row
+_ROLE_SEPARATOR = "\x1f"
+
+
+def load_state_and_revocation(session: Any, user_id: int, jti: str) -> tuple[UserState | None, bool]:
+    """The user's sign-in state and whether the token ``jti`` is revoked,
+    in one statement."""
+    from learnsail.identity.models import RevokedToken, Role, User, UserRole
+
+    extra_role = sa.orm.aliased(Role)
+    extra = (sa.select(sa.func.aggregate_strings(extra_role.name, _ROLE_SEPARATOR))
+             .join(UserRole, UserRole.role_id == extra_role.id).where(UserRole.user_id == User.id)
+             .scalar_subquery())
+    revoked = sa.exists().where(RevokedToken.jti == jti)
+    row = session.execute(sa.select(User.is_active, User.deleted_at, User.tokens_valid_after, Role.name,
+                                    extra.label("extra"), revoked.label("revoked"))
+                          .join(Role, Role.id == User.role_id).where(User.id == user_id)).first()
+    if row is None:
+        return None, session.get(RevokedToken, jti) is not None
+    roles = [row.name, *(row.extra.split(_ROLE_SEPARATOR) if row.extra else [])]
+    return (UserState(active=bool(row.is_active) and row.deleted_at is None, valid_after=row.tokens_valid_after,
+                      roles=frozenset(roles)), bool(row.revoked))
 
 
 def _cache_of(session: Any) -> AuthCache | None:

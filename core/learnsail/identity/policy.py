@@ -56,11 +56,11 @@ def _authenticate(request: Any) -> Auth | None:
     def session() -> Any:
         return request.db
 
-    state = cache.user_state(session, user_id)
+    state, revoked = cache.state_and_revocation(session, user_id, claims["jti"])
     if state is None or not state.active or role not in state.roles \
             or tokens.issued_before(claims, state.valid_after):
         return None  # disabled, signed out everywhere, or the identity was taken away
-    if cache.is_revoked(session, claims["jti"]):
+    if revoked:
         return None
     return Auth(user_id=user_id, role=role, claims=claims)
 
