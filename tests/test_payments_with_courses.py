@@ -304,3 +304,30 @@ def test_a_lost_wechat_notification_is_cured_by_reconciliation(clients, wechat, 
     assert summary["settled"] == 1
     assert is_enrolled(student, course["id"]) is True
     assert student.get(f"/api/v1/orders/{order['id']}").json["platform"] == "wechat"
+
+
+def test_a_bought_course_left_is_taken_up_again_without_paying_twice(clients, users, dbsession):
+    """Leaving a bought course ended the paid enrolment for good: enrolling
+    again answered 402 and the course could be bought (and paid) a second
+    time.  Enrolling again now restores what was bought; after a full
+    refund it does not."""
+    student, admin = clients["student"], clients["admin"]
+    course = published_paid_course(clients, price="60.00", title="Bought once")
+    order = student.post_json("/api/v1/orders", {"course_id": course["id"]}, status=201).json
+    pay = student.post_json(f"/api/v1/orders/{order['id']}/pay", {"platform": "sandbox"}, status=200).json
+    student.post_json(path_of(pay["pay_params"]["confirm_url"]), {}, status=200)
+    student.delete(f"/api/v1/courses/{course['id']}/enroll", status=204)
+    assert is_enrolled(student, course["id"]) is False
+    again = student.post_json(f"/api/v1/courses/{course['id']}/enroll", {}, status=201).json
+    assert (again["kind"], again["status"]) == ("paid", "active")
+    assert is_enrolled(student, course["id"]) is True
+    row = dbsession.scalar(sa.select(Enrolment).where(Enrolment.user_id == users.student.id,
+                                                      Enrolment.course_id == course["id"]))
+    assert (row.order_no, row.price_paid) == (order["order_no"], Decimal("60.00"))
+    r = student.post_json("/api/v1/orders", {"course_id": course["id"]}, status=409)
+    assert "already enrolled" in r.json["error"]["message"]
+    # refunded in full (after leaving once more), it is gone: buying it is the way back
+    student.delete(f"/api/v1/courses/{course['id']}/enroll", status=204)
+    admin.post_json(f"/api/v1/admin/orders/{order['id']}/refund", {}, status=201)
+    student.post_json(f"/api/v1/courses/{course['id']}/enroll", {}, status=402)
+    student.post_json("/api/v1/orders", {"course_id": course["id"]}, status=201)

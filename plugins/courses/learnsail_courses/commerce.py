@@ -71,5 +71,10 @@ def revoke(session: Session, hook: Any, order: Any) -> Enrolment | None:
                                                           Enrolment.order_no == order.order_no))
     if enrolment is None or enrolment.kind != PAID:
         return None
+    # the right it bought ends now, even if the student had left the course
+    # (so enrolling again does not take it up: learning.bought_before)
+    now = utcnow()
+    if enrolment.valid_until is None or enrolment.valid_until > now:
+        enrolment.valid_until = now
     end_enrolment(session, hook, enrolment, "refunded")
     return enrolment

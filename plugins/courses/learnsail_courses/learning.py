@@ -66,6 +66,9 @@ def grant(session: Session, hook: Any, user_id: int, course: Course, requested: 
     - a paid course: :class:`PaymentRequired` (402), bought through the
       payments plugin."""
     now = utcnow()
+    bought = bought_before(session, user_id, course.id, now)
+    if bought is not None:  # left since, never refunded: what was bought is taken up again
+        return PAID, bought.valid_until
     if requested == TRIAL:
         if trial_days <= 0:
             raise ValidationFailed({"enrollment_type": ["This platform offers no trial enrolments."]})
@@ -82,6 +85,16 @@ def grant(session: Session, hook: Any, user_id: int, course: Course, requested: 
     if not course.is_free:
         raise refuse_paid(course, payments_enabled)
     return FREE, None
+
+
+def bought_before(session: Session, user_id: int, course_id: int, now: dt.datetime) -> Enrolment | None:
+    """The user's ended paid enrolment in the course whose right still
+    holds: they left it, it was not refunded (a refund ends its validity,
+    :func:`learnsail_courses.commerce.revoke`)."""
+    return session.scalar(sa.select(Enrolment).where(
+        Enrolment.user_id == user_id, Enrolment.course_id == course_id, Enrolment.kind == PAID,
+        Enrolment.status == ENDED, Enrolment.order_no.is_not(None),
+        sa.or_(Enrolment.valid_until.is_(None), Enrolment.valid_until > now)))
 
 
 def enrol(session: Session, hook: Any, user_id: int, course: Course, *, kind: str = "free",
@@ -129,8 +142,9 @@ def enrol(session: Session, hook: Any, user_id: int, course: Course, *, kind: st
     enrolment.valid_from = valid_from
     enrolment.valid_until = valid_until
     enrolment.ended_at = None
-    enrolment.order_no = order_no
-    enrolment.price_paid = price_paid
+    if order_no is not None or kind != PAID or enrolment.kind != PAID:
+        enrolment.order_no, enrolment.price_paid = order_no, price_paid
+    # else: a paid enrolment taken up again keeps the order that bought it
     change = int(counts_as_student(enrolment)) - int(counted)
     if change:
         course.student_count = Course.student_count + change
