@@ -48,7 +48,7 @@ def may_edit(request: Any, course: Course) -> bool:
     """Is the caller the course's teacher or a course manager?"""
     from learnsail_courses.views.common import may
 
-    return request.identity is not None and (course.teacher_id == request.identity.id
+    return request.authenticated_userid is not None and (course.teacher_id == request.authenticated_userid
                                              or may(request, COURSE_EDIT_ANY))
 
 
@@ -64,7 +64,7 @@ def lesson_access(request: Any, course: Course, lesson: Lesson) -> str | None:
       minutes);
     - ``None``: nothing (anonymous callers, or a paid lesson without an
       enrolment)."""
-    if request.identity is None:
+    if request.authenticated_userid is None:
         return None
     if lesson.is_free or access.may_study(request, course):
         return FULL
@@ -73,7 +73,7 @@ def lesson_access(request: Any, course: Course, lesson: Lesson) -> str | None:
         return FULL
     if course.is_member_only:
         until = request.registry["learnsail.pm"].hook.learnsail_member_until(
-            user_id=request.identity.id, session=request.db)
+            user_id=request.authenticated_userid, session=request.db)
         if until is True or isinstance(until, dt.datetime) and until > utcnow():
             return FULL
     return TRIAL if lesson.is_trial else None
@@ -88,7 +88,7 @@ def report_progress(request: Any, lesson: Lesson, course: Course, *, progress_pe
     endpoint's answer."""
     return learning.report_progress(
         request.db, request.registry["learnsail.pm"].hook, request.registry["learnsail.cache"],
-        request.registry.settings, request.identity.id, lesson, course,
+        request.registry.settings, request.authenticated_userid, lesson, course,
         progress_percent=Decimal(str(progress_percent)), last_position=last_position, is_completed=is_completed)
 
 
@@ -103,17 +103,19 @@ def lesson_progress(request: Any, lesson: Lesson) -> dict | None:
     from learnsail_courses.models import Progress
     from learnsail_courses.settings import PROGRESS_BUFFER_SECONDS
 
-    if request.identity is None:
+    if request.authenticated_userid is None:
         return None
     row = request.db.execute(sa.select(Progress.progress_percent, Progress.last_position, Progress.is_completed)
-                             .where(Progress.user_id == request.identity.id, Progress.lesson_id == lesson.id)).first()
+                             .where(Progress.user_id == request.authenticated_userid,
+                                    Progress.lesson_id == lesson.id)).first()
     if row is None:
         return None
     out = {"progress_percent": float(row.progress_percent or 0), "last_position": row.last_position,
            "is_completed": row.is_completed}
     interval = int(request.registry.settings.get(PROGRESS_BUFFER_SECONDS) or 0)
     if interval:
-        buffered = heartbeat.latest(request.registry["learnsail.cache"], request.identity.id, lesson.id, interval)
+        buffered = heartbeat.latest(request.registry["learnsail.cache"], request.authenticated_userid, lesson.id,
+                                    interval)
         if buffered:
             out.update(progress_percent=float(buffered["percent"]), last_position=buffered["position"])
     return out

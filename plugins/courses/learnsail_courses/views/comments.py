@@ -79,7 +79,7 @@ def create_comment(request: Any) -> dict:
     course = visible_course(request, request.validated["path"]["id"])
     body = request.validated["body"]
     approved = not request.registry.settings.get(COMMENT_APPROVAL) or may(request, COMMENT_MODERATE)
-    created = comments.add_comment(request.db, request.identity.id, course, content=body["content"],
+    created = comments.add_comment(request.db, request.authenticated_userid, course, content=body["content"],
                                    rating=body["rating"], parent_id=body["parent_id"], lesson_id=body["lesson_id"],
                                    approved=approved, moderator=may(request, COMMENT_MODERATE))
     if created.rating is not None:
@@ -124,7 +124,7 @@ def _likeable(request: Any) -> Any:
 def like_comment(request: Any) -> dict:
     """Like a comment; liking twice counts once."""
     found = _likeable(request)
-    comments.like(request.db, request.identity.id, found)
+    comments.like(request.db, request.authenticated_userid, found)
     return {"id": found.id, "like_count": found.like_count, "liked": True}
 
 
@@ -132,7 +132,7 @@ def like_comment(request: Any) -> dict:
 def unlike_comment(request: Any) -> dict:
     """Take a like back."""
     found = _likeable(request)
-    comments.unlike(request.db, request.identity.id, found)
+    comments.unlike(request.db, request.authenticated_userid, found)
     return {"id": found.id, "like_count": found.like_count, "liked": False}
 
 

@@ -194,7 +194,7 @@ def create_course(request: Any) -> dict:
     """Create a course (teachers): it starts as a draft owned by the caller.
 
     ``tags`` are tag names; unknown names become new general tags."""
-    course = services.create_course(request.db, request.identity.id, request.validated["body"])
+    course = services.create_course(request.db, request.authenticated_userid, request.validated["body"])
     request.response.status = 201
     return course_written(course)
 
@@ -236,7 +236,7 @@ def review_course(request: Any) -> dict:
     needs a review_comment.  The teacher is notified either way."""
     body = request.validated["body"]
     course = services.get_course(request.db, request.validated["path"]["id"])
-    services.review_course(request.db, course, request.identity.id, body["status"], body["review_comment"])
+    services.review_course(request.db, course, request.authenticated_userid, body["status"], body["review_comment"])
     forget_course(request, course.id, catalogue=True)
     from learnsail_courses import notices
     notices.review_result(request, course)

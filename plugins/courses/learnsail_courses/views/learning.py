@@ -78,9 +78,9 @@ def enrol(request: Any) -> dict:
     course = visible_course(request, request.validated["path"]["id"])
     payments = "payments" in request.registry["learnsail.plugins"].order
     kind, valid_until = learning.grant(
-        request.db, hook(request), request.identity.id, course, request.validated["body"]["enrollment_type"],
+        request.db, hook(request), request.authenticated_userid, course, request.validated["body"]["enrollment_type"],
         trial_days=request.registry.settings.get(TRIAL_DAYS, 7), payments_enabled=payments)
-    enrolment, created = learning.enrol(request.db, hook(request), request.identity.id, course, kind=kind,
+    enrolment, created = learning.enrol(request.db, hook(request), request.authenticated_userid, course, kind=kind,
                                         valid_until=valid_until)
     if created:
         forget_course(request, course.id)  # student_count
@@ -92,7 +92,7 @@ def enrol(request: Any) -> dict:
 def leave(request: Any) -> Any:
     """Leave a course (404 when not enrolled).  Progress and notes are kept."""
     course = services.get_course(request.db, request.validated["path"]["id"])
-    learning.leave(request.db, hook(request), request.identity.id, course.id)
+    learning.leave(request.db, hook(request), request.authenticated_userid, course.id)
     forget_course(request, course.id)
     return no_content(request)
 
@@ -147,7 +147,7 @@ def report_progress(request: Any) -> dict:
     body = request.validated["body"]
     return learning.report_progress(
         request.db, hook(request), request.registry["learnsail.cache"], request.registry.settings,
-        request.identity.id, lesson, course, progress_percent=body["progress_percent"],
+        request.authenticated_userid, lesson, course, progress_percent=body["progress_percent"],
         last_position=body.get("last_position"), is_completed=body.get("is_completed"))
 
 
@@ -157,7 +157,7 @@ def list_my_courses(request: Any) -> dict:
     """The caller's courses (usable enrolments), last accessed first.
     status: enrolled (all, the default), in_progress (started, not
     completed), completed.  Five queries whatever the page size."""
-    stmt = learning.my_courses(request.identity.id, request.validated["querystring"].get("status"))
+    stmt = learning.my_courses(request.authenticated_userid, request.validated["querystring"].get("status"))
     stmt = stmt.options(selectinload(Enrolment.course).selectinload(Course.teacher).selectinload(User.profile))
 
     def out(enrolment: Any) -> dict:
@@ -176,7 +176,7 @@ def list_my_courses(request: Any) -> dict:
 def get_course_progress(request: Any) -> dict:
     """The caller's progress in a course, per chapter (404 when not enrolled)."""
     course = visible_course(request, request.validated["path"]["id"])
-    return learning.course_progress(request.db, request.identity.id, course.id)
+    return learning.course_progress(request.db, request.authenticated_userid, course.id)
 
 
 def note_out(item: Any) -> dict:
@@ -196,7 +196,7 @@ def _studied_lesson(request: Any) -> Any:
 def list_notes(request: Any) -> list:
     """The caller's own notes on a lesson, by video position."""
     lesson, _course = _studied_lesson(request)
-    return [note_out(n) for n in learning.notes_of(request.db, request.identity.id, lesson.id)]
+    return [note_out(n) for n in learning.notes_of(request.db, request.authenticated_userid, lesson.id)]
 
 
 @lesson_notes.post(permission=LEARN, schema={"path": IdPath, "body": NoteCreateSchema},
@@ -208,7 +208,7 @@ def create_note(request: Any) -> dict:
     if not access.may_study_lesson(request, course, lesson):
         raise PermissionDenied("Enrol in the course to take notes on this lesson.")
     body = request.validated["body"]
-    created = learning.add_note(request.db, request.identity.id, lesson.id, body["content"], body["position"])
+    created = learning.add_note(request.db, request.authenticated_userid, lesson.id, body["content"], body["position"])
     request.response.status = 201
     return note_out(created)
 
@@ -217,7 +217,7 @@ def create_note(request: Any) -> dict:
           responses={200: (NoteSchema, "The updated note.")})
 def update_note(request: Any) -> dict:
     """Edit one of the caller's notes (404 for anyone else's)."""
-    item = learning.own_note(request.db, request.identity.id, request.validated["path"]["id"])
+    item = learning.own_note(request.db, request.authenticated_userid, request.validated["path"]["id"])
     for field, value in request.validated["body"].items():
         setattr(item, field, value)
     request.db.flush()
@@ -227,7 +227,7 @@ def update_note(request: Any) -> dict:
 @note.delete(permission=LEARN, schema={"path": IdPath}, responses={204: (None, "Deleted.")})
 def delete_note(request: Any) -> Any:
     """Delete one of the caller's notes (404 for anyone else's)."""
-    request.db.delete(learning.own_note(request.db, request.identity.id, request.validated["path"]["id"]))
+    request.db.delete(learning.own_note(request.db, request.authenticated_userid, request.validated["path"]["id"]))
     return no_content(request)
 
 
@@ -236,8 +236,8 @@ def delete_note(request: Any) -> Any:
 def collect_course(request: Any) -> dict:
     """Collect a course (000): 400 when it is collected already."""
     course = visible_course(request, request.validated["path"]["id"])
-    learning.collect(request.db, request.identity.id, course.id)
-    return {"message": "Course collected successfully", "course_id": course.id, "user_id": request.identity.id}
+    learning.collect(request.db, request.authenticated_userid, course.id)
+    return {"message": "Course collected successfully", "course_id": course.id, "user_id": request.authenticated_userid}
 
 
 @collect.delete(permission=LEARN, schema={"path": IdPath},
@@ -245,15 +245,16 @@ def collect_course(request: Any) -> dict:
 def uncollect_course(request: Any) -> dict:
     """Remove a course from the collection (000): 400 when it is not collected."""
     course = services.get_course(request.db, request.validated["path"]["id"])
-    learning.uncollect(request.db, request.identity.id, course.id)
-    return {"message": "Course uncollected successfully", "course_id": course.id, "user_id": request.identity.id}
+    learning.uncollect(request.db, request.authenticated_userid, course.id)
+    return {"message": "Course uncollected successfully", "course_id": course.id,
+            "user_id": request.authenticated_userid}
 
 
 @collections.get(permission=LEARN, schema={"querystring": PageQuery},
                  responses={200: (page_of(CollectionItemSchema), "A page of collected courses, newest first.")})
 def list_collections(request: Any) -> dict:
     """The caller's collected courses, most recently collected first."""
-    stmt = learning.collections(request.identity.id, see_all=may(request, COURSE_VIEW_ANY)).options(
+    stmt = learning.collections(request.authenticated_userid, see_all=may(request, COURSE_VIEW_ANY)).options(
         selectinload(Course.teacher).selectinload(User.profile))
 
     def out(row: Any) -> dict:
@@ -271,7 +272,7 @@ def learning_stats(request: Any) -> dict:
     """The caller's learning statistics (000): hours learnt, completed and
     in-progress courses, average completion of current courses, the
     category learnt most, and hours per day over the last ``days`` days."""
-    return learning.stats(request.db, request.identity.id, request.validated["querystring"].get("days") or 7)
+    return learning.stats(request.db, request.authenticated_userid, request.validated["querystring"].get("days") or 7)
 
 
 @course_stats.get(permission=STUDENTS_VIEW, schema={"path": IdPath},

@@ -141,7 +141,7 @@ def create_lesson(request: Any) -> dict:
     """Add a lesson to a chapter; the course's duration follows."""
     found, course = _chapter_for_edit(request)
     created = services.create_lesson(request.db, found, course, dict(request.validated["body"]),
-                                     hook=hook(request), user_id=request.identity.id)
+                                     hook=hook(request), user_id=request.authenticated_userid)
     forget_course(request, course.id)
     if course.status == PUBLISHED:
         notices.lesson_added(request, course, created)
@@ -173,14 +173,15 @@ def get_lesson(request: Any) -> dict:
     out["locked"] = not access.may_study_lesson(request, course, found)
     if out["locked"]:
         out["resource_url"] = None
-    progress = request.db.scalar(sa.select(Progress).where(Progress.user_id == request.identity.id,
+    progress = request.db.scalar(sa.select(Progress).where(Progress.user_id == request.authenticated_userid,
                                                            Progress.lesson_id == found.id))
     out["progress"] = None if progress is None else {
         "progress_percent": number(progress.progress_percent), "last_position": progress.last_position,
         "is_completed": progress.is_completed}
     interval = int(request.registry.settings.get(PROGRESS_BUFFER_SECONDS) or 0)
     if progress is not None and interval:
-        buffered = heartbeat.latest(request.registry["learnsail.cache"], request.identity.id, found.id, interval)
+        buffered = heartbeat.latest(request.registry["learnsail.cache"], request.authenticated_userid, found.id,
+                                    interval)
         if buffered:  # newer than the row: the latest position always shows
             out["progress"].update(progress_percent=float(buffered["percent"]), last_position=buffered["position"])
     return out
@@ -193,7 +194,7 @@ def update_lesson(request: Any) -> dict:
     moves it to another chapter of the same course."""
     found, course = _lesson_for_edit(request)
     updated = services.update_lesson(request.db, found, course, dict(request.validated["body"]),
-                                     hook=hook(request), user_id=request.identity.id)
+                                     hook=hook(request), user_id=request.authenticated_userid)
     forget_course(request, course.id)
     return lesson_out(updated)
 
