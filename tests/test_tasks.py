@@ -161,6 +161,33 @@ def test_retries_stop_at_the_limit(eager):
     assert "flaky-never" not in actions(eager)
 
 
+def test_a_background_task_runs_in_learnsail_serves_thread_not_in_the_sender(tmp_path_factory, _database_maker):
+    app = build(tmp_path_factory, _database_maker())
+    registry = app.app.registry
+    tasks_plugin.GATE.clear()
+    # without learnsail serve's runner (commands, tests) it runs inline, as every task
+    tasks_plugin.GATE.set()
+    tm = transaction.TransactionManager(explicit=True)
+    with tm:
+        enqueue(registry, "tasktest.long", "inline", tm=tm)
+    assert "inline:MainThread" in actions(app)
+    # with it, the commit returns at once and the task runs in the background thread
+    tasks_plugin.GATE.clear()
+    runner = tasks.start_background_runner(registry)
+    try:
+        assert tasks.start_background_runner(registry) is runner  # one per app
+        with tm:
+            enqueue(registry, "tasktest.long", "later", tm=tm)
+            enqueue(registry, "tasktest.record", "at-once", tm=tm)  # not background: inline
+        assert "at-once" in actions(app) and not any(a.startswith("later") for a in actions(app))
+        tasks_plugin.GATE.set()
+        assert wait_for(lambda: "later:learnsail-background" in actions(app))
+    finally:
+        tasks_plugin.GATE.set()
+        runner.shutdown(wait=True)
+        registry["learnsail.db_engine"].dispose()
+
+
 def test_a_task_can_send_a_task_after_its_own_commit(eager):
     tm = transaction.TransactionManager(explicit=True)
     with tm:

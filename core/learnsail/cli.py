@@ -90,11 +90,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from learnsail.app import make_app
 
     app = make_app(_read_ini(args.config))
-    from learnsail.tasks import EmbeddedScheduler, is_embedded
+    from learnsail.tasks import EmbeddedScheduler, is_embedded, start_background_runner
 
-    if is_embedded(app.registry) and not args.no_scheduler:
-        # no broker, so no `learnsail beat`: the periodic tasks run in this process
-        EmbeddedScheduler(app.registry).start()
+    if is_embedded(app.registry):
+        # no worker: long tasks run in a thread of this process, not in the request that sent them
+        start_background_runner(app.registry)
+        if not args.no_scheduler:
+            # no broker, so no `learnsail beat`: the periodic tasks run in this process
+            EmbeddedScheduler(app.registry).start()
     proxy = app.registry.settings.get("learnsail.trusted_proxy") or None
     print(f"learnsail {__version__} serving on http://{args.host}:{args.port} "
           f"(API docs at http://{args.host}:{args.port}/api/docs)"

@@ -27,7 +27,10 @@ and send it from a view, a hook or another task::
 - The queue is the first segment of the name (``video.transcode`` ->
   ``video``), so heavy plugins get their own workers: ``learnsail worker -Q video``.
 - With no ``learnsail.broker_url`` (the embedded default) tasks run
-  in-process right after the commit, with the same code path.
+  in-process right after the commit, with the same code path.  A task
+  declared ``background=True`` (a long one: a video transcode) then runs in
+  a background thread of ``learnsail serve`` instead, so the request that
+  sent it answers at once; elsewhere (commands, tests) it runs inline too.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ class TaskSpec:
     soft_time_limit: int | None
     time_limit: int | None
     retry_for: tuple[type[BaseException], ...]
+    background: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,12 +122,15 @@ DECLARED: dict[str, TaskSpec] = {}
 
 def task(name: str, *, queue: str | None = None, max_retries: int | None = None,
          soft_time_limit: int | None = None, time_limit: int | None = None,
-         retry_for: Iterable[type[BaseException]] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+         retry_for: Iterable[type[BaseException]] = (),
+         background: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare the decorated function as the task ``name``.
 
     The function receives a :class:`TaskContext` and the arguments given to
     :func:`enqueue`.  ``name`` is ``<plugin>.<what>``; the queue defaults to
     its first segment.  ``retry_for`` adds exception classes to retry.
+    ``background`` marks a long task: without a broker, ``learnsail serve``
+    runs it in its background thread rather than in the sending request.
     """
     if not _NAME.match(name):
         raise ValueError(f"task name {name!r} must look like 'plugin.what' (lower case, dots)")
@@ -134,7 +141,7 @@ def task(name: str, *, queue: str | None = None, max_retries: int | None = None,
                 func.__module__, func.__qualname__):
             raise ValueError(f"task {name!r} is declared twice: {known.func.__module__} and {func.__module__}")
         DECLARED[name] = TaskSpec(name, func, queue or name.split(".", 1)[0], max_retries,
-                                  soft_time_limit, time_limit, tuple(retry_for))
+                                  soft_time_limit, time_limit, tuple(retry_for), background)
         func.task_name = name  # type: ignore[attr-defined]
         return func
 
@@ -325,7 +332,34 @@ def _check(celery_app: Any, name: str, args: tuple, kwargs: Mapping[str, Any]) -
 
 
 def _send(celery_app: Any, name: str, args: tuple, kwargs: dict, options: dict) -> None:
+    runner = getattr(celery_app, "learnsail_background", None)
+    spec = DECLARED.get(name)
+    if runner is not None and spec is not None and spec.background and celery_app.conf.task_always_eager:
+        runner.submit(_run_in_background, celery_app, name, args, kwargs)
+        return
     celery_app.tasks[name].apply_async(args, kwargs, **options)
+
+
+def _run_in_background(celery_app: Any, name: str, args: tuple, kwargs: dict) -> None:
+    try:
+        celery_app.tasks[name].apply(args, kwargs)
+    except Exception:  # the task logged its own failure; the thread goes on with the next
+        log.exception("background task %s failed", name)
+
+
+def start_background_runner(registry: Any) -> Any:
+    """Run the ``background=True`` tasks of an embedded app (no broker) one
+    at a time in a thread of this process (``learnsail serve`` calls it).
+    Returns the executor.  A task cut short by a restart is lost like a
+    killed worker's; a plugin's own sweeper requeues it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    celery_app = registry["learnsail.celery"]
+    runner = getattr(celery_app, "learnsail_background", None)
+    if runner is None:
+        runner = celery_app.learnsail_background = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="learnsail-background")
+    return runner
 
 
 def enqueue(target: Any, name: str, *args: Any, countdown: float | None = None, tm: Any = None,

@@ -50,6 +50,20 @@ def chain(ctx, action: str) -> None:
     enqueue(ctx, "tasktest.record", action + ":second")
 
 
+#: released by the test of background tasks
+GATE = __import__("threading").Event()
+
+
+@task("tasktest.long", background=True)
+def long_task(ctx, action: str) -> None:
+    """A long task: waits for :data:`GATE`, then records ``action``."""
+    import threading
+
+    GATE.wait(10)
+    record(ctx.session, action=f"{action}:{threading.current_thread().name.split('_')[0]}",
+           target_type="tasktest")
+
+
 @task("slowq.slow")
 def slow(ctx, marker: str, action: str) -> None:
     """First run: leave ``marker`` and hang (the test kills the worker).

@@ -499,7 +499,7 @@ def _message(exc: BaseException) -> str:
     return text.replace(temp + os.sep, "").strip()[:4000]
 
 
-@task(TRANSCODE_TASK, soft_time_limit=3600, time_limit=7200, max_retries=20)
+@task(TRANSCODE_TASK, soft_time_limit=3600, time_limit=7200, max_retries=20, background=True)
 def transcode_video(ctx: TaskContext, video_id: int, job_id: int) -> None:
     """Process one video (see :mod:`learnsail_video.processing`)."""
     Run(ctx, video_id, job_id).execute()
