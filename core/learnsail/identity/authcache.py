@@ -118,26 +118,40 @@ def load_user_state(session: Any, user_id: int) -> UserState | None:
                      roles=frozenset([row.name, *extra]))
 
 
-#: separates the extra role names of :func:`load_state_and_revocation`'s one row
-_ROLE_SEPARATOR = "\x1f"
+_STATE_AND_REVOCATION: Any = None
+
+
+def _state_and_revocation_stmt() -> Any:
+    """The statement of :func:`load_state_and_revocation`, built once:
+    constructing it is most of its cost, and it runs on most requests of
+    callers seen less often than the cache time.  One row per extra
+    identity the user holds (one row when none)."""
+    global _STATE_AND_REVOCATION
+    if _STATE_AND_REVOCATION is None:
+        from learnsail.identity.models import RevokedToken, Role, User, UserRole
+
+        extra_role = sa.orm.aliased(Role)
+        revoked = sa.exists().where(RevokedToken.jti == sa.bindparam("jti"))
+        _STATE_AND_REVOCATION = (
+            sa.select(User.is_active, User.deleted_at, User.tokens_valid_after, Role.name,
+                      extra_role.name.label("extra"), revoked.label("revoked"))
+            .join(Role, Role.id == User.role_id)
+            .outerjoin(UserRole, UserRole.user_id == User.id)
+            .outerjoin(extra_role, extra_role.id == UserRole.role_id)
+            .where(User.id == sa.bindparam("user_id")))
+    return _STATE_AND_REVOCATION
 
 
 def load_state_and_revocation(session: Any, user_id: int, jti: str) -> tuple[UserState | None, bool]:
     """The user's sign-in state and whether the token ``jti`` is revoked,
     in one statement."""
-    from learnsail.identity.models import RevokedToken, Role, User, UserRole
+    from learnsail.identity.models import RevokedToken
 
-    extra_role = sa.orm.aliased(Role)
-    extra = (sa.select(sa.func.aggregate_strings(extra_role.name, _ROLE_SEPARATOR))
-             .join(UserRole, UserRole.role_id == extra_role.id).where(UserRole.user_id == User.id)
-             .scalar_subquery())
-    revoked = sa.exists().where(RevokedToken.jti == jti)
-    row = session.execute(sa.select(User.is_active, User.deleted_at, User.tokens_valid_after, Role.name,
-                                    extra.label("extra"), revoked.label("revoked"))
-                          .join(Role, Role.id == User.role_id).where(User.id == user_id)).first()
-    if row is None:
+    rows = session.execute(_state_and_revocation_stmt(), {"user_id": user_id, "jti": jti}).all()
+    if not rows:
         return None, session.get(RevokedToken, jti) is not None
-    roles = [row.name, *(row.extra.split(_ROLE_SEPARATOR) if row.extra else [])]
+    row = rows[0]
+    roles = [row.name, *(r.extra for r in rows if r.extra)]
     return (UserState(active=bool(row.is_active) and row.deleted_at is None, valid_after=row.tokens_valid_after,
                       roles=frozenset(roles)), bool(row.revoked))
 
