@@ -26,9 +26,38 @@ def is_enrolled(session: Session, user_id: int | None, course_id: int) -> bool:
     open to every signed-in user anyway.)"""
     if user_id is None:
         return False
-    return session.scalar(sa.select(Enrolment.id).where(Enrolment.user_id == user_id,
-                                                        Enrolment.course_id == course_id, Enrolment.kind != TRIAL,
-                                                        usable())) is not None
+    return session.scalar(sa.select(Enrolment.id).where(_enrolled_condition(user_id, course_id))) is not None
+
+
+def _enrolled_condition(user_id: int, course_id: Any) -> sa.ColumnElement:
+    return sa.and_(Enrolment.user_id == user_id, Enrolment.course_id == course_id, Enrolment.kind != TRIAL, usable())
+
+
+def enrolled_in(request: Any, course_id: int) -> bool:
+    """:func:`is_enrolled` for the caller, asked once per request and course."""
+    memo = request.__dict__.setdefault("_courses_enrolled", {})
+    if course_id not in memo:
+        memo[course_id] = is_enrolled(request.db, request.authenticated_userid, course_id)
+    return memo[course_id]
+
+
+def lesson_for(request: Any, lesson_id: int) -> tuple[Any, Any]:
+    """``(lesson, course)`` for the caller, with whether they are enrolled
+    read in the same statement (remembered for the request's access checks:
+    a progress heartbeat is one query)."""
+    from learnsail.errors import NotFound
+    from learnsail_courses.models import Course, Lesson
+
+    user_id = request.authenticated_userid
+    enrolled = (sa.exists().where(_enrolled_condition(user_id, Course.id)) if user_id is not None
+                else sa.false())
+    row = request.db.execute(sa.select(Lesson, Course, enrolled.label("enrolled"))
+                             .join(Course, Course.id == Lesson.course_id)
+                             .where(Lesson.id == lesson_id, Course.deleted_at.is_(None))).first()
+    if row is None:
+        raise NotFound(f"No lesson with id {lesson_id}.")
+    request.__dict__.setdefault("_courses_enrolled", {})[row[1].id] = bool(row.enrolled)
+    return row[0], row[1]
 
 
 def may_see(request: Any, course: Any) -> bool:
@@ -42,7 +71,7 @@ def may_see(request: Any, course: Any) -> bool:
     user_id = request.authenticated_userid
     if is_visible(course, user_id, may(request, COURSE_VIEW_ANY)):
         return True
-    return is_enrolled(request.db, user_id, course.id)
+    return user_id is not None and enrolled_in(request, course.id)
 
 
 def may_study(request: Any, course: Any) -> bool:
@@ -54,7 +83,7 @@ def may_study(request: Any, course: Any) -> bool:
         return False
     if course.teacher_id == user_id or may(request, COURSE_EDIT_ANY):
         return True
-    return is_enrolled(request.db, user_id, course.id)
+    return enrolled_in(request, course.id)
 
 
 def may_study_lesson(request: Any, course: Any, lesson: Any) -> bool:

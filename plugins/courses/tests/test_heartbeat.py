@@ -104,3 +104,23 @@ def test_buffering_is_off_by_default_and_declares_its_task(app):
     assert plugin.learnsail_periodic_tasks({"learnsail.courses.progress_buffer_seconds": 0}) == []
     (periodic,) = plugin.learnsail_periodic_tasks({"learnsail.courses.progress_buffer_seconds": 15})
     assert periodic.task == "courses.flush_progress" and periodic.every == 15
+
+
+def test_a_buffered_heartbeat_is_one_statement(app, buffering, clients, db_connection):
+    """The lesson, its course and the caller's enrolment in one statement;
+    the rest is the cache (the sign-in's own reads are the core's)."""
+    from courses_test_helpers import own_statements
+    from learnsail.testing import count_queries
+
+    course, _, (lesson, _) = published_course(clients["teacher"], clients["admin"])
+    student = clients["student"]
+    student.post_json(f"/api/v1/courses/{course['id']}/enroll", {}, status=201)
+    report(student, lesson["id"], progress_percent=5, last_position=30)   # the row, at once
+    report(student, lesson["id"], progress_percent=6, last_position=40)   # buffered from here on
+    with count_queries(db_connection.engine) as statements:
+        answer = report(student, lesson["id"], progress_percent=7, last_position=50)
+    assert answer["last_position"] == 50
+    assert len(own_statements(statements)) == 1, statements
+    # not enrolled: the same statement answers 403
+    other = clients["other_student"]
+    other.post_json(f"/api/v1/lessons/{lesson['id']}/progress", {"progress_percent": 5}, status=403)

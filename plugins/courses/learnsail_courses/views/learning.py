@@ -139,7 +139,7 @@ def report_progress(request: Any) -> dict:
     says so.  403 when the caller is not enrolled (or the enrolment is
     outside its validity window) and the lesson is neither free nor a trial
     lesson."""
-    lesson, course = services.get_lesson(request.db, request.validated["path"]["id"])
+    lesson, course = access.lesson_for(request, request.validated["path"]["id"])
     if not access.may_see(request, course):
         raise NotFound(f"No lesson with id {lesson.id}.")
     if not access.may_study_lesson(request, course, lesson):
@@ -185,7 +185,7 @@ def note_out(item: Any) -> dict:
 
 
 def _studied_lesson(request: Any) -> Any:
-    lesson, course = services.get_lesson(request.db, request.validated["path"]["id"])
+    lesson, course = access.lesson_for(request, request.validated["path"]["id"])
     if not access.may_see(request, course):
         raise NotFound(f"No lesson with id {lesson.id}.")
     return lesson, course

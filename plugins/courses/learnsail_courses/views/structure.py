@@ -167,7 +167,7 @@ def get_lesson(request: Any) -> dict:
     resource_url is null when the caller may not study the lesson (not
     enrolled, and the lesson is neither free nor a trial lesson).  404 for
     a course the caller may not see."""
-    found, course = services.get_lesson(request.db, request.validated["path"]["id"])
+    found, course = access.lesson_for(request, request.validated["path"]["id"])
     visible_or_404(request, course)
     out = lesson_out(found)
     out["locked"] = not access.may_study_lesson(request, course, found)
