@@ -184,10 +184,25 @@ def _request_db(request: Any) -> Session:
     return session
 
 
+def _back_off(event: Any) -> None:
+    """Before a request is replayed (a deadlock, SQLite busy), wait a
+    random moment growing with the attempt: writers that collided once
+    would otherwise collide again at once (SQLite refuses a read-then-write
+    transaction at once after another connection committed, whatever
+    busy_timeout says)."""
+    import random
+    import time
+
+    attempt = int(event.environ.get("retry.attempt") or 0)
+    time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** attempt)))
+
+
 def includeme(config: Any) -> None:
     settings = config.get_settings()
     settings.setdefault("tm.manager_hook", "pyramid_tm.explicit_manager")
-    settings.setdefault("retry.attempts", 3)
+    sqlite = sa.engine.make_url(settings_mod.database_url(settings)).get_backend_name() == "sqlite"
+    # SQLite serialises writers: give colliding requests more, backed-off replays
+    settings.setdefault("retry.attempts", 8 if sqlite else 3)
     # the transaction note would load the user on every request
     settings.setdefault("tm.annotate_user", False)
     config.include("pyramid_retry")
@@ -198,3 +213,6 @@ def includeme(config: Any) -> None:
     _mark_mysqlclient_retryable()
     _mark_sqlite_retryable()
     config.add_request_method(_request_db, "db", reify=True)
+    from pyramid_retry import IBeforeRetry
+
+    config.add_subscriber(_back_off, IBeforeRetry)
