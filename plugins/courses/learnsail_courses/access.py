@@ -14,7 +14,7 @@ from learnsail_courses.permissions import COURSE_EDIT_ANY
 
 def usable(now: Any = None) -> sa.ColumnElement:
     """The condition on Enrolment for "active and within its validity window"."""
-    now = now or utcnow()
+    now = utcnow() if now is None else now
     return sa.and_(Enrolment.status == ACTIVE,
                    sa.or_(Enrolment.valid_from.is_(None), Enrolment.valid_from <= now),
                    sa.or_(Enrolment.valid_until.is_(None), Enrolment.valid_until > now))
