@@ -31,6 +31,7 @@ second); :func:`generate_rsa_key` makes a fresh one.
 from __future__ import annotations
 
 import base64
+import abc
 import dataclasses
 import datetime as dt
 import http.server
@@ -507,7 +508,7 @@ class RecordedRequest:
         return json.loads(self.body) if self.body else None
 
 
-class _LoopbackPlatform:
+class _LoopbackPlatform(abc.ABC):
     """An http.server in a daemon thread on 127.0.0.1 (a free port), with
     the request log and the failure switches both fakes share."""
 
@@ -612,12 +613,14 @@ class _LoopbackPlatform:
             out_headers, out = self._spoil(tamper, out_headers, out)
         return status, out_headers, out
 
+    @abc.abstractmethod
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes
                ) -> tuple[int, dict[str, str], bytes]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _spoil(self, what: str, headers: dict[str, str], body: bytes) -> tuple[dict[str, str], bytes]:
-        raise NotImplementedError
+        ...
 
 
 def _flip_char(text: str, index: int) -> str:

@@ -23,6 +23,7 @@ pass, so nothing is read twice.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as dt
 import hashlib
@@ -111,7 +112,7 @@ class _Background:
         self._finish()
 
 
-class PieceWriter:
+class PieceWriter(abc.ABC):
     """A piece's bytes as they arrive: ``write()`` stores and hashes them.
 
     ``md5`` is the piece's own MD5 (``piece_md5=False`` leaves it out: a
@@ -163,8 +164,9 @@ class PieceWriter:
             if left is not None:
                 left -= len(data)
 
+    @abc.abstractmethod
     def _store(self, data: Any) -> None:
-        raise NotImplementedError
+        ...
 
     def close(self) -> None:
         for helper in (self.md5, self.checksum):
@@ -173,7 +175,7 @@ class PieceWriter:
         self.closed = True
 
 
-class PartStore:
+class PartStore(abc.ABC):
     """The interface of both backends (see the module docstring)."""
 
     #: pieces are written in place in one part file (no object per piece)
@@ -182,25 +184,26 @@ class PartStore:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
+    @abc.abstractmethod
     def writer(self, prefix: str, spec: PieceSpec, **hashers: Any) -> PieceWriter:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def keep(self, prefix: str, writer: PieceWriter, old: PartRef | None = None) -> str | None:
         """Make the written piece part of the upload (``old``: the piece it
         replaces); returns the object key holding it (None: in place)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def drop(self, prefix: str, writer: PieceWriter) -> None:
         """Forget the written piece (a wrong size, a checksum mismatch)."""
-        raise NotImplementedError
 
     def forget_replaced(self, old: PartRef, new_key: str | None) -> None:
         """After the commit that recorded a replacement: remove what it replaced."""
 
+    @abc.abstractmethod
     def written_digest(self, prefix: str, writer: PieceWriter) -> str:
         """The MD5 of what ``writer`` wrote (before :meth:`keep`), read back:
         a piece's own MD5 is computed only when it is needed."""
-        raise NotImplementedError
 
     def part_digest(self, prefix: str, part: PartRef) -> str:
         """The MD5 of a stored piece, read back."""
@@ -209,9 +212,9 @@ class PartStore:
             digest.update(block)
         return digest.hexdigest()
 
+    @abc.abstractmethod
     def read(self, prefix: str, parts: Sequence[PartRef], size: int, start: int = 0) -> Iterator[bytes]:
         """The upload's bytes from ``start`` to ``size``, in blocks."""
-        raise NotImplementedError
 
     def head(self, prefix: str, parts: Sequence[PartRef], size: int, length: int) -> bytes:
         """The upload's first ``length`` bytes (for content sniffing)."""
@@ -220,17 +223,17 @@ class PartStore:
             out += block
         return bytes(out[:length])
 
+    @abc.abstractmethod
     def assemble(self, prefix: str, parts: Sequence[PartRef], size: int, key: str, content_type: str,
                  check: Callable[[str], Any]) -> tuple[ObjectInfo, Any]:
         """Store the whole upload as ``key`` and run ``check(path_or_url)``
         on it (ffprobe); when ``check`` raises, nothing is left at ``key``
         and the parts are as they were.  Returns ``(info, check's answer)``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def undo_assemble(self, prefix: str, key: str) -> None:
         """Put things back as they were before :meth:`assemble` (its
         transaction did not commit)."""
-        raise NotImplementedError
 
     def remove(self, prefix: str) -> int:
         """Delete every part of the upload."""
@@ -433,18 +436,15 @@ class ObjectParts(PartStore):
         return [part.object_key for part in ordered]  # type: ignore[misc]
 
     def read(self, prefix: str, parts: Sequence[PartRef], size: int, start: int = 0) -> Iterator[bytes]:
-        position = 0
         for part in sorted(parts, key=lambda part: part.start):
             end = part.start + part.size
             if end <= start or part.start >= size:
-                position = end
                 continue
             offset = max(0, start - part.start)
             length = min(end, size) - part.start - offset
             with self.storage.open(part.object_key, offset, length) as stream:  # type: ignore[arg-type]
                 while block := stream.read(CHUNK_SIZE):
                     yield block
-            position = end
 
     def assemble(self, prefix: str, parts: Sequence[PartRef], size: int, key: str, content_type: str,
                  check: Callable[[str], Any]) -> tuple[ObjectInfo, Any]:
